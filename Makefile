@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests notebooks --nbmake
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

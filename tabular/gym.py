@@ -19,10 +19,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections import defaultdict
+from typing import ClassVar
 
 import gymnasium
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.registration import EnvSpec
 
 from ._checks import check_int
 from .problems import FiniteMDP
@@ -65,7 +67,9 @@ def _parse(entry, s, a, S):
     try:
         prob, nxt, reward, terminated = entry
     except (TypeError, ValueError):
-        raise ValueError(f"{where} entries must be (prob, next_state, reward, terminated)") from None
+        raise ValueError(
+            f"{where} entries must be (prob, next_state, reward, terminated)"
+        ) from None
     prob, reward = float(prob), float(reward)
     if not (math.isfinite(prob) and 0.0 <= prob <= 1.0):
         raise ValueError(f"{where}: transition probability must be in [0, 1], got {prob}")
@@ -129,10 +133,7 @@ def mdp_from_gymnasium(env, gamma: float = 0.99, init=None) -> FiniteMDP:
             for nxt, term, _ in merged[s][a]:
                 arrivals[nxt].add(term)
     absorbing = [
-        all(
-            list(merged[s][a]) in ([(s, True, 0.0)], [(s, False, 0.0)])
-            for a in range(A)
-        )
+        all(list(merged[s][a]) in ([(s, True, 0.0)], [(s, False, 0.0)]) for a in range(A))
         for s in range(S)
     ]
     own_terminal = [absorbing[s] and arrivals[s] == {True} for s in range(S)]
@@ -220,7 +221,7 @@ class MDPEnv(gymnasium.Env):
     ``transition_distribution(s, a)`` gives the exact law ``step`` samples from.
     """
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict] = {"render_modes": []}
 
     def __init__(self, mdp: FiniteMDP, max_episode_steps: int | None = None, render_mode=None):
         if not isinstance(mdp, FiniteMDP):
@@ -234,6 +235,12 @@ class MDPEnv(gymnasium.Env):
         self.render_mode = None
         self.observation_space = spaces.Discrete(int(mdp.observation.max()) + 1)
         self.action_space = spaces.Discrete(mdp.n_actions)
+        # A spec lets ``env.spec.make()`` rebuild the env (gymnasium's checker uses it).
+        self.spec = EnvSpec(
+            id="mirrorlab/FiniteMDP-v0",
+            entry_point=MDPEnv,
+            kwargs={"mdp": mdp, "max_episode_steps": max_episode_steps},
+        )
         self._cum_P = np.cumsum(mdp.P, axis=-1)
         self._cum_init = np.cumsum(mdp.init)
         self._R = mdp.reward_sas

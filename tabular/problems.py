@@ -237,11 +237,11 @@ class FiniteMDP:
         return np.sum(self.P * self.R, axis=-1)
 
     @classmethod
-    def from_gymnasium(cls, env, gamma: float = 0.99) -> FiniteMDP:
+    def from_gymnasium(cls, env, gamma: float = 0.99, init=None) -> FiniteMDP:
         """Build the MDP of a toy-text env (FrozenLake, CliffWalking, Taxi) from its table."""
         from .gym import mdp_from_gymnasium
 
-        return mdp_from_gymnasium(env, gamma=gamma)
+        return mdp_from_gymnasium(env, gamma=gamma, init=init)
 
     def to_gymnasium(self, max_episode_steps: int | None = None):
         """A ``gymnasium.Env`` with the same dynamics (see ``tabular.gym``)."""

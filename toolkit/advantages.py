@@ -139,7 +139,7 @@ def group_relative(rewards: Tensor, group_size: int, scale: str = "group", eps: 
     Std: the *sample* std (divide by G − 1, ``unbiased=True``, the default) as in TRL and verl
     (``torch.std``). Pass ``unbiased=False`` for the population std (divide by G). TRL adds
     1e-4 to σ, verl 1e-6; eps is added to σ, not under the root, as both do. A group whose
-    rewards are all equal gets A = 0.
+    rewards are all equal gets exactly A = 0 (also for eps = 0).
 
     Args:
       rewards: [B] sequence rewards, groups of ``group_size`` consecutive.
@@ -162,10 +162,16 @@ def group_relative(rewards: Tensor, group_size: int, scale: str = "group", eps: 
     grouped = _groups(r, g)
     adv = grouped - grouped.mean(dim=1, keepdim=True)
     if scale == "group":
-        adv = adv / (grouped.std(dim=1, correction=correction, keepdim=True) + eps)
+        std = grouped.std(dim=1, correction=correction, keepdim=True)
+        # An all-equal group has std 0; with eps = 0 that would be 0/0.
+        adv = adv / torch.where(std + eps > 0, std + eps, torch.ones_like(std))
     elif scale == "batch":
-        adv = adv / (r.std(correction=correction) + eps)
-    return adv.reshape(-1)
+        std = r.std(correction=correction)
+        adv = adv / torch.where(std + eps > 0, std + eps, torch.ones_like(std))
+    # The mean of equal floats can differ from them by an ulp (3·0.1/3 ≠ 0.1); without this a
+    # tiny eps would blow that rounding error up into a ±1 advantage.
+    equal = grouped.amax(dim=1, keepdim=True) == grouped.amin(dim=1, keepdim=True)
+    return torch.where(equal, torch.zeros_like(adv), adv).reshape(-1)
 
 
 def rloo(rewards: Tensor, group_size: int) -> Tensor:

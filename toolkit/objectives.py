@@ -866,7 +866,9 @@ def bapo(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor,
     k = 0
     c_low, c_high = a_low, a_high
     s = share(c_low, c_high)
-    while not bool(s >= target) and (c_low < b_low or c_high < b_high):
+    # With every advantage 0 there is nothing to balance; widening would only move the bounds.
+    signal = bool((a[valid] != 0).any())
+    while signal and not bool(s >= target) and (c_low < b_low or c_high < b_high):
         k += 1
         c_low = min(a_low + k * step_low, b_low)
         c_high = min(a_high + k * step_high, b_high)
@@ -1047,7 +1049,7 @@ def nash_md(logp: Tensor, ref_logp: Tensor, preference: Tensor, mask: Tensor, be
             max_tokens: int | None = None) -> tuple[Tensor, Diagnostics]:
     """Nash-MD for sampled policies: REINFORCE on the preference against the mixture + KL.
 
-        y ~ π,  y′ ~ π^mix ∝ π^(1−λ)·π_ref^λ   (geometric mixture, λ = mixture coefficient)
+        y ~ π,  y′ ~ π^mix ∝ π^(1−λ)·π_ref^λ   (geometric mixture per token, λ = mixture coef)
         ℓ_t = −(P(y ≻ y′) − ½)·log π(y_t) + β·k(π‖π_ref)_t
 
     From "Nash Learning from Human Feedback" (Munos et al., 2023), in the sampled form of TRL's

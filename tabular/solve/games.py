@@ -33,9 +33,15 @@ from ..problems import PreferenceGame
 
 __all__ = ["duality_gap", "exploitability", "nash", "regularized_nash"]
 
-# Continuation in τ for ``regularized_nash``: solve at τ₀ = 1 first, then τ₀·ρ, τ₀·ρ², …
+# Continuation in τ for ``regularized_nash``: solve at τ₀ = 1 first, then shrink τ by a
+# per-element ratio ρ (start 1/4; squared after a good stage down to 1/10, square-rooted
+# after a failed one; the element gives up once ρ > 0.999).
 _TAU_START = 1.0
 _TAU_RATIO = 0.25
+_RATIO_MIN = 0.1
+_RATIO_GIVE_UP = 0.999
+_MAX_STAGES = 500
+_STAGE_MAX_ITER = 30
 # Intermediate continuation stages are solved to this (log-space) residual; the last to ``tol``.
 _STAGE_TOL = 1e-8
 # The residual cannot be computed more accurately than a few ulps of the logits.
@@ -86,6 +92,15 @@ def _check_tau(tau, *, allow_zero: bool) -> np.ndarray:
     return tau
 
 
+def _batch_shape(**shapes) -> tuple[int, ...]:
+    """Broadcast the named batch shapes, or say which ones clash."""
+    try:
+        return np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        named = ", ".join(f"{k} {v}" for k, v in shapes.items())
+        raise ValueError(f"batch shapes do not broadcast: {named}") from None
+
+
 def _kl(p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
     """KL(p‖q) = Σ_a p(a)·(log p(a) − log q(a)), with 0·log 0 = 0."""
     with np.errstate(divide="ignore"):
@@ -122,6 +137,7 @@ def exploitability(game: PreferenceGame, p) -> np.ndarray:
     """
     game = _check_game(game)
     p = _check_policy(p, game.n_actions)
+    _batch_shape(game=game.batch_shape, p=p.shape[:-1])
     beats_p, _ = _win_rates(game.P, p)
     return np.maximum(np.max(beats_p, axis=-1) - 0.5, 0.0)
 
@@ -158,14 +174,16 @@ def duality_gap(game: PreferenceGame, p, ref=None, tau=0.0) -> np.ndarray:
     n = game.n_actions
     p = _check_policy(p, n)
     tau = _check_tau(tau, allow_zero=True)
+    regularised = bool(np.any(tau > 0))
+    log_ref = _check_ref(ref, n) if regularised else np.zeros(n)  # ref unused when τ = 0
+    _batch_shape(game=game.batch_shape, p=p.shape[:-1], ref=log_ref.shape[:-1], tau=tau.shape)
     beats_p, p_beats = _win_rates(game.P, p)
     gap0 = np.max(beats_p, axis=-1) - np.min(p_beats, axis=-1)
-    if not np.any(tau > 0):
+    if not regularised:
         return np.maximum(np.broadcast_to(gap0, np.broadcast_shapes(gap0.shape, tau.shape)), 0.0)
-    log_ref = _check_ref(ref, n)
     t = np.where(tau > 0, tau, 1.0)[..., None]
-    best = logsumexp(log_ref + beats_p / t, axis=-1)  # max_π P(π ≻ p) − τ KL(π‖ref), over τ
-    worst = logsumexp(log_ref - p_beats / t, axis=-1)  # −min_π′ P(p ≻ π′) + τ KL(π′‖ref), over τ
+    best = logsumexp(log_ref + beats_p / t, axis=-1)  # = max_π [P(π ≻ p) − τ·KL(π‖ref)] / τ
+    worst = logsumexp(log_ref - p_beats / t, axis=-1)  # = −min_π′ [P(p ≻ π′) + τ·KL(π′‖ref)] / τ
     t = t[..., 0]
     gap_tau = t * (best + worst) + 2.0 * t * _kl(p, log_ref)
     return np.maximum(np.where(tau > 0, gap_tau, gap0), 0.0)
@@ -273,22 +291,33 @@ def regularized_nash(
 
         F(x, c) = x − log ref − (P − ½)·eˣ/τ + c = 0,    Σ eˣ = 1      (x = log π*)
 
-    whose bordered Jacobian [[I − (P − ½)·diag(π)/τ, 1], [πᵀ, 0]] is nonsingular for every
-    π > 0 (its symmetric part on the tangent space is diag(π)-weighted positive definite),
-    with a backtracking line search on ‖F‖₂ and continuation in τ (τ₀ = 1, τ₀/4, …, τ; each
-    stage warm-starts the next). Batched over every element at once, with one dense solve
-    of size n + 1 per element per step. Each element stops when its log-space residual
-    ‖log π − log BR_τ(π)‖_∞ ≤ tol·(1 + ‖P(·≻π) − ½‖_∞/τ) (relative to the size of the
-    logits); the certificate is the regularised duality gap 2τ·KL(π‖BR_τ(π)) (``duality_gap``),
-    which is then ≈ τ·tol². A RuntimeWarning names any element that did not converge.
+    Its bordered Jacobian J = [[I − (P − ½)·diag(π)/τ, 1], [πᵀ, 0]] is nonsingular for every
+    π > 0: if J·(u, s) = 0, multiplying the first block by uᵀ·diag(π) leaves Σ π·u² = 0
+    (P − ½ is antisymmetric and πᵀu = 0). So the Newton step is a descent direction of ‖F‖²
+    with no spurious stationary point, and a backtracking (Armijo) line search globalises it.
+    Small τ is reached by continuation in s = 1/τ from τ₀ = max(τ, 1): each element shrinks
+    its τ by its own ratio (¼ at first, down to 1/10 after stages that converge, back
+    towards 1 after one that does not), starting each stage from a tangent predictor
+    d(x, c)/ds = J⁻¹·[(P − ½)·π; 0] — exact to first order for the log-probabilities off the
+    equilibrium's support, which grow linearly in 1/τ. Everything is batched: one dense
+    (n + 1)-solve per element per step; 1,000 random 50-action games take ≈ 0.2 s at τ = 1,
+    ≈ 0.8 s at τ = 0.01 and ≈ 4 s at τ = 1e-4 on one CPU core.
+
+    Each element stops when its log-space residual ‖log π − log BR_τ(π)‖_∞ is ≤ ``tol``, or
+    ≤ the float64 rounding floor of that residual when the floor is larger (a few ulps of
+    max(|log π|, |logits|, max|P − ½|/τ), ≈ 1e-11 at τ = 1e-4: log π* itself is only
+    determined to ≈ ε/τ). A RuntimeWarning names any element that did not get there. The
+    certificate (``return_gap=True``) is the regularised duality gap 2τ·KL(π‖BR_τ(π)) (see
+    ``duality_gap``), ≈ τ·residual², so ~1e-16 in practice (its own rounding is ≈ τ·ε, which
+    matters only for τ ≫ 1).
 
     Args:
         game: the preference game, ``P`` of shape [*gb, n, n].
         ref: reference policy [*rb, n] with ref > 0 on every action; default uniform.
         tau: KL weight τ > 0, scalar or array [*tb] (broadcasting against the batch).
             For τ = 0 use ``nash``.
-        tol: relative tolerance on the log-space fixed-point residual (default 1e-12).
-        max_iter: maximum Newton steps per continuation stage.
+        tol: tolerance on the log-space fixed-point residual (default 1e-12).
+        max_iter: maximum Newton steps per continuation stage (and for the final polish).
         return_gap: also return the certificate, the regularised duality gap of the result.
 
     Returns:
@@ -303,8 +332,11 @@ def regularized_nash(
         raise ValueError(f"tol must be > 0, got {tol:g}")
     max_iter = check_int(max_iter, "max_iter", minimum=1)
 
-    batch = np.broadcast_shapes(game.batch_shape, log_ref.shape[:-1], tau.shape)
+    batch = _batch_shape(game=game.batch_shape, ref=log_ref.shape[:-1], tau=tau.shape)
     B = int(np.prod(batch, dtype=np.int64))
+    if B == 0:
+        pi = np.zeros((*batch, n))
+        return (pi, np.zeros(batch)) if return_gap else pi
     A = np.broadcast_to(game.P - 0.5, (*batch, n, n)).reshape(B, n, n)
     lr = np.broadcast_to(log_ref, (*batch, n)).reshape(B, n)
     t = np.broadcast_to(tau, batch).reshape(B)
@@ -325,19 +357,22 @@ def regularized_nash(
 
 
 def _residual(A, log_ref, tau, tol, x):
-    """r = x − log BR_τ(eˣ) for normalised x, and the tolerance it must reach.
-
-    The tolerance is ``tol``, or the rounding floor of r itself when that is larger:
-    a few ulps of the largest log-probability or logit (≈ 1e-11 at τ = 1e-4).
-    """
+    """r = x − log BR_τ(eˣ) for normalised x, and the tolerance it must reach."""
     pi = np.exp(x)
     z = log_ref + np.matmul(A, pi[..., None])[..., 0] / tau[:, None]
     r = x - (z - logsumexp(z, axis=-1, keepdims=True))
-    return r, _threshold(tol, x, z)
+    return r, _threshold(tol, A, tau, x, z)
 
 
-def _threshold(tol, x, z, slack=1.0):
+def _threshold(tol, A, tau, x, z, slack=1.0):
+    """``tol``, or the rounding floor of the residual when that is larger.
+
+    The floor is a few ulps of the largest term in x − log ref − A·π/τ: the log-probabilities,
+    the logits, and max|A|/τ (A·π is rounded before it is divided by τ), so ≈ 1e-11 at
+    τ = 1e-4. Float64 cannot pin log π* down better than that: δx ≈ ε·max|A|/τ.
+    """
     size = 1.0 + np.maximum(np.max(np.abs(x), axis=-1), np.max(np.abs(z), axis=-1))
+    size = np.maximum(size, np.max(np.abs(A), axis=(-2, -1)) / tau)
     return slack * np.maximum(tol, _FLOOR_ULPS * np.finfo(float).eps * size)
 
 
@@ -368,7 +403,7 @@ def _newton(A, log_ref, tau, x, c, tol, max_iter):
     F, pi, z = _system(A, log_ref, tau, x, c)
     norm = np.linalg.norm(F, axis=-1)
     # Stop a little below the threshold, so normalising x afterwards keeps r under it.
-    live = ~(np.max(np.abs(F), axis=-1) <= _threshold(tol, x, z, 0.25))
+    live = ~(np.max(np.abs(F), axis=-1) <= _threshold(tol, A, tau, x, z, 0.25))
     for _ in range(max_iter):
         idx = np.flatnonzero(live)
         if idx.size == 0:
@@ -393,8 +428,8 @@ def _newton(A, log_ref, tau, x, c, tol, max_iter):
             step[pending] *= 0.5
         # No decrease even for tiny steps: F is at its rounding floor; stop there.
         live[idx[pending]] = False
-        live &= ~(np.max(np.abs(F), axis=-1) <= _threshold(tol, x, z, 0.25))
-    return x, c
+        live &= ~(np.max(np.abs(F), axis=-1) <= _threshold(tol, A, tau, x, z, 0.25))
+    return x, c, np.max(np.abs(F), axis=-1) <= _threshold(tol, A, tau, x, z)
 
 
 def _normalise(A, log_ref, tau, x):
@@ -405,43 +440,53 @@ def _normalise(A, log_ref, tau, x):
 
 
 def _solve_regularized(A, log_ref, tau, tol, max_iter):
-    """Continuation in s = 1/τ over τ_k = max(τ, τ₀ρᵏ), with a tangent predictor.
+    """Adaptive continuation in s = 1/τ from τ₀ = max(τ, 1) down to τ, with a tangent predictor.
 
     Along the path F(x, c; s) = x − log ref − s·A·eˣ + c = 0, so d(x, c)/ds = J⁻¹·[A·π; 0].
     Off the equilibrium's support log π grows linearly in s, which the predictor gets exactly
-    to first order; Newton then corrects. The better (smaller ‖F‖) of predictor and plain
-    warm start seeds each stage.
+    to first order; Newton then corrects. Each element moves τ → max(τ_target, ρ·τ) with its
+    own ratio ρ: ρ ← ρ² after a stage that converged, ρ ← √ρ (and retry) after one that did
+    not. The last stage polishes at the target τ to ``tol``.
     """
     n = log_ref.shape[1]
-    x, c = _normalise(A, log_ref, np.maximum(tau, _TAU_START), log_ref)
-    n_stages = 1 + max(0, int(np.ceil(np.log(_TAU_START / np.min(tau)) / np.log(1 / _TAU_RATIO))))
-    prev = None
-    for k in range(n_stages):
-        tau_k = np.maximum(tau, _TAU_START * _TAU_RATIO**k)
-        last = k == n_stages - 1
-        todo = np.ones(tau.shape, bool) if prev is None or last else tau_k != prev
-        idx = np.flatnonzero(todo)
+    tau_cur = np.maximum(tau, _TAU_START)
+    x, c = _normalise(A, log_ref, tau_cur, log_ref)
+    x, c, _ = _newton(A, log_ref, tau_cur, x, c, max(tol, _STAGE_TOL), max_iter)
+    x, c = _normalise(A, log_ref, tau_cur, x)
+    ratio = np.full(tau.shape, _TAU_RATIO)
+    for _ in range(_MAX_STAGES):
+        idx = np.flatnonzero((tau_cur > tau) & (ratio < _RATIO_GIVE_UP))
         if idx.size == 0:
-            continue
-        xi, ci = x[idx], c[idx]
-        if prev is not None:
-            moved = tau_k[idx] != prev[idx]
-            if np.any(moved):
-                m = idx[moved]
-                pi = np.exp(x[m])
-                rhs = np.concatenate([np.matmul(A[m], pi[..., None]), np.zeros((m.size, 1, 1))], 1)
-                ds = 1.0 / tau_k[m] - 1.0 / prev[m]
-                d = np.linalg.solve(_jacobian(A[m], prev[m], pi), rhs)[..., 0] * ds[:, None]
-                xp, cp = x[m] + d[:, :n], c[m] + d[:, n]
-                with np.errstate(over="ignore", invalid="ignore"):
-                    Fp = _system(A[m], log_ref[m], tau_k[m], xp, cp)[0]
-                    Fw = _system(A[m], log_ref[m], tau_k[m], x[m], c[m])[0]
-                    better = np.linalg.norm(Fp, axis=-1) < np.linalg.norm(Fw, axis=-1)
-                xi[moved] = np.where(better[:, None], xp, x[m])
-                ci[moved] = np.where(better, cp, c[m])
-        stage_tol = tol if last else max(tol, _STAGE_TOL)
-        xi, ci = _newton(A[idx], log_ref[idx], tau_k[idx], xi, ci, stage_tol, max_iter)
-        x[idx], c[idx] = _normalise(A[idx], log_ref[idx], tau_k[idx], xi)
-        prev = tau_k
-    r, thr = _residual(A, log_ref, tau, tol, x)
-    return x, np.max(np.abs(r), axis=-1), thr
+            break
+        tau_old = tau_cur[idx]
+        tau_new = np.maximum(tau[idx], tau_old * ratio[idx])
+        pi = np.exp(x[idx])
+        rhs = np.concatenate([np.matmul(A[idx], pi[..., None]), np.zeros((idx.size, 1, 1))], 1)
+        d = np.linalg.solve(_jacobian(A[idx], tau_old, pi), rhs)[..., 0]
+        d *= (1.0 / tau_new - 1.0 / tau_old)[:, None]
+        xp, cp = x[idx] + d[:, :n], c[idx] + d[:, n]
+        with np.errstate(over="ignore", invalid="ignore"):
+            Fp = _system(A[idx], log_ref[idx], tau_new, xp, cp)[0]
+            Fw = _system(A[idx], log_ref[idx], tau_new, x[idx], c[idx])[0]
+            better = np.linalg.norm(Fp, axis=-1) < np.linalg.norm(Fw, axis=-1)
+        xs = np.where(better[:, None], xp, x[idx])
+        cs = np.where(better, cp, c[idx])
+        xs, cs, ok = _newton(A[idx], log_ref[idx], tau_new, xs, cs, max(tol, _STAGE_TOL),
+                             min(max_iter, _STAGE_MAX_ITER))
+        good, bad = idx[ok], idx[~ok]
+        x[good], c[good] = _normalise(A[good], log_ref[good], tau_new[ok], xs[ok])
+        tau_cur[good] = tau_new[ok]
+        ratio[good] = np.maximum(ratio[good] ** 2, _RATIO_MIN)
+        ratio[bad] = np.sqrt(ratio[bad])
+    # Polish at the target τ; renormalising x can leave r just above tol, so repeat once or
+    # twice for those elements (each pass starts with Σeˣ = 1 exactly).
+    idx = np.arange(tau.size)
+    for _ in range(3):
+        xi, _, _ = _newton(A[idx], log_ref[idx], tau_cur[idx], x[idx], c[idx], tol, max_iter)
+        x[idx], c[idx] = _normalise(A[idx], log_ref[idx], tau_cur[idx], xi)
+        r, thr = _residual(A, log_ref, tau, tol, x)
+        err = np.max(np.abs(r), axis=-1)
+        idx = np.flatnonzero(~(err <= thr))
+        if idx.size == 0:
+            break
+    return x, err, thr

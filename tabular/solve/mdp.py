@@ -24,6 +24,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 from scipy.special import logsumexp
 
 from .._checks import as_float_array, check_distribution, check_int
@@ -42,6 +44,9 @@ __all__ = [
 # Floating-point floor for the Bellman residual, relative to the size of the values: below
 # ~64 ulps the residual is rounding noise and cannot be driven lower.
 _ROUNDING = 64 * np.finfo(np.float64).eps
+# Linear solves switch to sparse LU from this many states when P has few non-zeros.
+_SPARSE_MIN_STATES = 200
+_SPARSE_MAX_DENSITY = 0.05
 
 
 class MDPSolution(NamedTuple):
@@ -120,9 +125,55 @@ def _check_support(policy: np.ndarray, ref: np.ndarray | None, why: str) -> None
 # ---------------------------------------------------------------------------------------
 
 
-def _q_from_v(mdp: FiniteMDP, V: np.ndarray) -> np.ndarray:
-    """Q(s, a) = r(s, a) + γ·Σ_s' P(s'|s, a)·V(s'); V [..., S] → Q [..., S, A]."""
-    return mdp.expected_reward + mdp.gamma * np.einsum("sat,...t->...sa", mdp.P, V)
+class _Model:
+    """What one call needs from the MDP, computed once per call and dropped after it.
+
+    Large MDPs with sparse dynamics (Taxi: ≤ 4 successors per (s, a) among 500 states) are
+    solved with sparse LU (scipy.sparse): 100× faster than a dense solve there.
+    """
+
+    def __init__(self, mdp: FiniteMDP):
+        self.mdp = mdp
+        self.S, self.A = mdp.n_states, mdp.n_actions
+        self.gamma = mdp.gamma
+        self.P = mdp.P
+        self.r = mdp.expected_reward
+        self.sparse = (
+            self.S >= _SPARSE_MIN_STATES
+            and np.count_nonzero(self.P) <= _SPARSE_MAX_DENSITY * self.P.size
+        )
+        if self.sparse:
+            self.P_flat = sp.csr_matrix(self.P.reshape(self.S * self.A, self.S))
+
+    def q(self, V: np.ndarray) -> np.ndarray:
+        """Q(s, a) = r(s, a) + γ·Σ_s' P(s'|s, a)·V(s'); V [..., S] → Q [..., S, A]."""
+        if self.sparse:
+            flat = V.reshape(-1, self.S)
+            PV = np.asarray(self.P_flat @ flat.T).T.reshape(*V.shape[:-1], self.S, self.A)
+        else:
+            PV = np.einsum("sat,...t->...sa", self.P, V)
+        return self.r + self.gamma * PV
+
+    def solve(self, policy: np.ndarray, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """x with (I − γ·P_π)·x = rhs (or (I − γ·P_π)ᵀ·x = rhs); batched over leading axes."""
+        batch = np.broadcast_shapes(policy.shape[:-2], rhs.shape[:-1])
+        policy = np.broadcast_to(policy, (*batch, self.S, self.A))
+        rhs = np.broadcast_to(rhs, (*batch, self.S))
+        if not self.sparse:
+            P_pi = np.einsum("...sa,sat->...st", policy, self.P)
+            M = np.eye(self.S) - self.gamma * P_pi
+            if transpose:
+                M = np.swapaxes(M, -1, -2)
+            return np.linalg.solve(M, rhs[..., None])[..., 0]
+        rows = np.repeat(np.arange(self.S), self.A)
+        cols = np.arange(self.S * self.A)
+        eye = sp.identity(self.S, format="csc")
+        out = np.empty((*batch, self.S))
+        for idx in np.ndindex(*batch):
+            W = sp.csr_matrix((policy[idx].ravel(), (rows, cols)), shape=(self.S, self.S * self.A))
+            M = (eye - self.gamma * (W @ self.P_flat)).tocsc()
+            out[idx] = spla.spsolve(M.T.tocsc() if transpose else M, rhs[idx])
+        return out
 
 
 def _kl_terms(policy: np.ndarray, log_policy: np.ndarray, log_ref: np.ndarray) -> np.ndarray:
@@ -137,29 +188,23 @@ def _log(p: np.ndarray) -> np.ndarray:
         return np.log(p)
 
 
-def _evaluate(mdp, policy, beta, log_ref, log_policy=None) -> np.ndarray:
+def _evaluate(model: _Model, policy, beta, log_ref) -> np.ndarray:
     """V_β^π by one linear solve: (I − γ·P_π)·V = r_π − β·KL(π‖π_ref); batched."""
-    S = mdp.n_states
-    P_pi = np.einsum("...sa,sat->...st", policy, mdp.P)
-    r_pi = np.sum(policy * mdp.expected_reward, axis=-1)
+    r_pi = np.sum(policy * model.r, axis=-1)
     if np.any(beta > 0):
-        if log_policy is None:
-            log_policy = _log(policy)
-        kl = _kl_terms(policy, log_policy, log_ref)
+        kl = _kl_terms(policy, _log(policy), log_ref)
         r_pi = r_pi - np.where(beta[..., None] > 0, beta[..., None] * kl, 0.0)
-    M = np.eye(S) - mdp.gamma * P_pi
-    M, r_pi = np.broadcast_arrays(M, r_pi[..., None])
-    return np.linalg.solve(M, r_pi)[..., 0]
+    return model.solve(policy, r_pi)
 
 
-def _backup(mdp, V, beta, log_ref, restrict, tie_tol):
-    """One Bellman optimality backup T_β: returns (T_β V, Q, greedy/soft-greedy policy, log π).
+def _backup(model: _Model, V, beta, log_ref, restrict, tie_tol):
+    """One Bellman optimality backup T_β: returns (T_β V, Q, greedy/soft-greedy policy).
 
     β > 0:  T_β V(s) = β·logsumexp_a(log π_ref(a|s) + Q(s, a)/β),  π ∝ π_ref·exp(Q/β)
     β = 0:  T_0 V(s) = max_a Q(s, a) (over π_ref's support when ``restrict``), π uniform on
             the actions within ``tie_tol`` of the max.
     """
-    Q = _q_from_v(mdp, V)
+    Q = model.q(V)
     b = beta[..., None, None]
     soft = b > 0
     safe_b = np.where(soft, b, 1.0)
@@ -175,8 +220,7 @@ def _backup(mdp, V, beta, log_ref, restrict, tie_tol):
     hard_logp = _log(best / np.sum(best, axis=-1, keepdims=True))
 
     TV = np.where(soft[..., 0], soft_v, hard_v)
-    logp = np.where(soft, soft_logp, hard_logp)
-    return TV, Q, np.exp(logp), logp
+    return TV, Q, np.exp(np.where(soft, soft_logp, hard_logp))
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,11 +258,13 @@ def value_iteration(
     2·tol (+ rounding) of the max count as tied and share the mass equally.
 
     Method: ``"newton"`` (default) alternates one backup with an exact evaluation of the
-    (soft-)greedy policy, V ← V_β^π (a linear solve). That is policy iteration, which is
+    (soft-)greedy policy π of V, V ← V_β^π, computed as the correction
+    V ← V + (I − γ·P_π)⁻¹·(T_β V − V) (one linear solve). That is policy iteration, which is
     Newton's method on V = T_β V (Puterman & Brumelle 1979): a handful of iterations even for
-    γ → 1. ``"sweeps"`` is textbook value iteration V ← T_β V (≈ log(tol)/log γ sweeps).
-    Both stop by the same rule, so both return V within tol of V*_β. ``max_iter`` bounds the
-    number of backups; RuntimeError if it is reached first.
+    γ → 1 (should it stall, plain sweeps take over). ``"sweeps"`` is textbook value
+    iteration V ← T_β V (≈ log(tol)/log γ sweeps). Both stop by the same rule, so both return V
+    within tol of V*_β. ``max_iter`` bounds the number of backups; RuntimeError if it is
+    reached first.
 
     Args:
         mdp: the problem.
@@ -246,29 +292,35 @@ def value_iteration(
     restrict = ref is not None
     batch = np.broadcast_shapes(beta.shape, log_ref.shape[:-2])
     beta = np.broadcast_to(beta, batch)
+    model = _Model(mdp)
     gamma = mdp.gamma
-    r = mdp.expected_reward
+    r = model.r
     r_scale = float(np.max(np.abs(r))) if r.size else 0.0
     threshold = np.inf if gamma == 0 else tol * (1.0 - gamma) / gamma
 
     # Start from the value of π_ref (uniform if no ref): a policy value, so Newton steps
     # improve monotonically from it.
     start = np.exp(log_ref) if restrict else np.full(log_ref.shape, 1.0 / mdp.n_actions)
-    V = _evaluate(mdp, np.broadcast_to(start, (*batch, *start.shape[-2:])), beta, log_ref)
+    V = _evaluate(model, np.broadcast_to(start, (*batch, *start.shape[-2:])), beta, log_ref)
     V = np.broadcast_to(V, (*batch, mdp.n_states))
     residual = np.full(batch, np.inf)
+    newton, last_residual, stalls = method == "newton", np.inf, 0
     for _ in range(max_iter):
         floor = _ROUNDING * (r_scale + np.max(np.abs(V), axis=-1, initial=0.0))
         q_scale = r_scale + gamma * np.max(np.abs(V), initial=0.0)
         tie_tol = 2.0 * tol + _ROUNDING * (1.0 + q_scale)
-        TV, Q, policy, logp = _backup(mdp, V, beta, log_ref, restrict, tie_tol)
+        TV, Q, policy = _backup(model, V, beta, log_ref, restrict, tie_tol)
         residual = np.max(np.abs(TV - V), axis=-1, initial=0.0)
         if np.all(residual <= np.maximum(threshold, floor)):
             return MDPSolution(V=TV, Q=Q, policy=policy)
-        if method == "newton":
-            V = _evaluate(mdp, policy, beta, log_ref, log_policy=logp)
-        else:
-            V = TV
+        # Newton step in correction form, V ← V + (I − γ·P_π)⁻¹·(T_β V − V), π the
+        # (soft-)greedy policy of V: algebraically V ← V_β^π (policy iteration), but its
+        # rounding scales with the correction, not with |V|. Should Newton steps stop paying
+        # (5 in a row that fail to halve the residual), plain sweeps take over.
+        stalls = 0 if float(np.max(residual)) <= 0.5 * last_residual else stalls + 1
+        newton = newton and stalls < 5
+        last_residual = float(np.max(residual))
+        V = V + model.solve(policy, TV - V) if newton else TV
     raise RuntimeError(
         f"value_iteration did not converge in max_iter={max_iter} backups: Bellman residual "
         f"{float(np.max(residual)):.3g} > {threshold:.3g} (tol·(1−γ)/γ); raise max_iter or tol"
@@ -305,8 +357,9 @@ def policy_evaluation(mdp: FiniteMDP, policy, beta=0.0, ref=None) -> MDPSolution
     batch = np.broadcast_shapes(policy.shape[:-2], beta.shape, log_ref.shape[:-2])
     policy = np.broadcast_to(policy, (*batch, *policy.shape[-2:]))
     beta = np.broadcast_to(beta, batch)
-    V = _evaluate(mdp, policy, beta, log_ref)
-    return MDPSolution(V=V, Q=_q_from_v(mdp, V), policy=policy)
+    model = _Model(mdp)
+    V = _evaluate(model, policy, beta, log_ref)
+    return MDPSolution(V=V, Q=model.q(V), policy=policy)
 
 
 def policy_value(mdp: FiniteMDP, policy, beta=0.0, ref=None) -> np.ndarray:
@@ -341,10 +394,7 @@ def state_occupancy(mdp: FiniteMDP, policy) -> np.ndarray:
     """
     mdp = _check_mdp(mdp)
     policy = _check_policy(policy, mdp)
-    P_pi = np.einsum("...sa,sat->...st", policy, mdp.P)
-    M = np.swapaxes(np.eye(mdp.n_states) - mdp.gamma * P_pi, -1, -2)
-    b = np.broadcast_to((1.0 - mdp.gamma) * mdp.init[:, None], (*M.shape[:-1], 1))
-    d = np.linalg.solve(M, b)[..., 0]
+    d = _Model(mdp).solve(policy, (1.0 - mdp.gamma) * mdp.init, transpose=True)
     return np.maximum(d, 0.0)
 
 
@@ -369,5 +419,5 @@ def soft_bellman_residual(mdp: FiniteMDP, V, beta=0.0, ref=None) -> np.ndarray:
     log_ref = _log_ref(ref, mdp)
     batch = np.broadcast_shapes(V.shape[:-1], beta.shape, log_ref.shape[:-2])
     beta = np.broadcast_to(beta, batch)
-    TV, *_ = _backup(mdp, V, beta, log_ref, ref is not None, tie_tol=0.0)
+    TV, *_ = _backup(_Model(mdp), V, beta, log_ref, ref is not None, tie_tol=0.0)
     return np.max(np.abs(TV - V), axis=-1)
