@@ -64,7 +64,9 @@ class Bandit:
     def sample_rewards(self, actions, rng: np.random.Generator) -> np.ndarray:
         """Rewards for integer ``actions`` of an unbatched bandit: mean + Gaussian noise."""
         if self.batch_shape:
-            raise ValueError("sample_rewards needs an unbatched bandit (rewards of shape [n_actions])")
+            raise ValueError(
+                "sample_rewards needs an unbatched bandit (rewards of shape [n_actions])"
+            )
         actions = np.asarray(actions)
         mean = self.rewards[actions]
         std = np.broadcast_to(self.noise_std, self.rewards.shape)[actions]

@@ -37,7 +37,8 @@ class _BanditAlgorithm(ExactAlgorithm):
 
     def solution(self, problem):
         beta = self._regularizer()
-        ref = None if getattr(self, "ref", None) is None else np.exp(self._log_ref(problem.n_actions))
+        has_ref = getattr(self, "ref", None) is not None
+        ref = np.exp(self._log_ref(problem.n_actions)) if has_ref else None
         # kl_regularized broadcasts β[..., None] against rewards [..., A]; the runner's expanded
         # β has shape [*sweep, 1, 1], so drop its last axis.
         b = beta[..., 0] if beta.ndim else beta

@@ -35,7 +35,9 @@ def log_of_distribution(p, name: str) -> np.ndarray:
     """log p for a distribution with full support (a prox-centre or reference must have it)."""
     arr = check_distribution(p, name)
     if np.any(arr <= 0):
-        raise ValueError(f"{name} must be > 0 on every action (full support), got min {arr.min():g}")
+        raise ValueError(
+            f"{name} must be > 0 on every action (full support), got min {arr.min():g}"
+        )
     return np.log(arr)
 
 

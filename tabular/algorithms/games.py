@@ -214,16 +214,19 @@ class NashMD(_GameAlgorithm):
       - ``"constant"``: η_t = η (requires ητ ≤ 1). The fixed point then solves
         π ∝ ref·exp(P(· ≻ π^μ)/τ) with π^μ ∝ π^{1−ητ}·ref^{ητ}: *not* the regularised
         equilibrium π* ∝ ref·exp(P(· ≻ π*)/τ), because the opponent is the mixture.
-        The bias KL(π*‖π_∞) vanishes as η → 0 (measured in tests: order η², see the
-        report in tests/tabular/test_nash_algorithms.py).
+        Measured (tests/tabular/test_nash_algorithms.py, 20 random 5-action games): the
+        bias KL(π*‖π_∞) shrinks like η² (fitted slope of log bias vs log η: 2.03 at τ = 0.5,
+        2.05 at τ = 0.1; e.g. ≈ 1.4e-6 at τ = 0.5, η = 0.1).
       - ``"decreasing"``: the paper's schedule η_t = 2/(τ(t+2)), t = 0, 1, … (``eta`` is
-        then ignored; τ > 0 required). The paper's Theorem 1 gives, per step,
+        then ignored; τ > 0 required). The paper's Theorem 1 (as we read it; the per-step
+        inequality is verified numerically in the tests, not re-derived) gives
         KL(π*‖π_{t+1}) ≤ (1 − η_tτ)·KL(π*‖π_t) + 2η_t², hence with this schedule
 
             KL(π*‖π_T) ≤ 8 / (τ²·(T + 1))        for every T ≥ 1 and any π_0,
 
-        the O(1/T) last-iterate bound we check (constant C = 8/τ²). The first step has
-        η_0τ = 1, so π_0^μ = ref and π_1 does not depend on π_0.
+        the O(1/T) last-iterate bound we check (constant C = 8/τ², by induction: η_0τ = 1
+        makes π_0^μ = ref, so π_1 does not depend on π_0). Observed: the measured KL stays
+        below 1e-4 of the bound and decays like 1/T² (the mixture bias is ∝ η_t²).
     """
 
     eta: float | np.ndarray = 0.1
@@ -354,15 +357,17 @@ class NashMirrorProx(_GameAlgorithm):
     fixed point of both steps.
 
     Step size: the default η = 2 = 1/L, with L = ½ the Lipschitz constant of π ↦ P(· ≻ π)
-    from ‖·‖₁ to ‖·‖_∞ on the simplex (P − ½ has entries in [−½, ½]). Statement checked in
-    tests/tabular/test_nash_algorithms.py, for every step t and every game tried (random,
-    cyclic, Bradley–Terry; 3 to 300 actions):
+    from ‖·‖₁ to ‖·‖_∞ on the simplex (P − ½ has entries in [−½, ½]). This is our reading
+    of the paper's choice: with two preference queries per iteration it turns the per-
+    iteration contraction 1/(1 + ητ) into the abstract's rate (1+2β)^{−N/2}. Statement
+    checked in tests/tabular/test_nash_algorithms.py, at every step t and for every game
+    tried (random, cyclic and Bradley–Terry games; 3, 30 and 300 actions; τ ∈ {0.05, 0.2, 1}):
 
-        KL(π*‖π_t) ≤ (1 + ητ)^{−t}·KL(π*‖π_0) = (1 + 2τ)^{−N/2}·KL(π*‖π_0)
+        KL(π*‖π_t) ≤ (1 + ητ)^{−t}·KL(π*‖π_0) = (1 + 2τ)^{−N/2}·KL(π*‖π_0),   N = 2t
 
-    the rate (1+2β)^{−N/2} of the paper's abstract, and the measured per-step rate does not
-    depend on the number of actions (the paper: rates "independent of the size of the
-    action space").
+    Measured per-step rate (KL_T/KL_0)^{1/T} at τ = 0.2, η = 2 (median over random games):
+    0.501 / 0.503 / 0.510 for 3 / 30 / 300 actions, i.e. about (1 + ητ)^{−2}, the square of
+    the bound's factor 0.714, and independent of the number of actions as the paper says.
     """
 
     eta: float | np.ndarray = 2.0

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from scipy.sparse.csgraph import connected_components
 from scipy.special import expit, log_expit
 
 from .._checks import as_float_array
@@ -66,9 +67,9 @@ def fit_bradley_terry(game: PreferenceGame, l2: float = 0.0, tol: float = 1e-12,
     weights σ(1 − σ). Solved by Newton's method with backtracking, batched over games.
     For a Bradley–Terry game (``PreferenceGame.bradley_terry(s)``) it returns s − mean(s).
 
-    The maximiser does not exist (scores run off to ±∞) when the comparison graph with edges
-    {i → j : P[i, j] > 0} is not strongly connected (e.g. a deterministic ranking): then
-    pass ``l2 > 0``; a ValueError says so.
+    The maximiser exists (and is unique) iff the comparison graph with edges
+    {i → j : P[i, j] > 0} is strongly connected; otherwise (e.g. a deterministic ranking)
+    the scores run off to ±∞ and a ValueError asks for ``l2 > 0``.
 
     Args:
         game: the preference game, ``P`` of shape [*batch, n, n].
@@ -86,6 +87,16 @@ def fit_bradley_terry(game: PreferenceGame, l2: float = 0.0, tol: float = 1e-12,
         raise ValueError(f"l2 must be >= 0, got {l2:g}")
     n = game.n_actions
     P = game.P.reshape(-1, n, n)
+    if l2 == 0:
+        for b, Pb in enumerate(P):
+            k, _ = connected_components(Pb > 0, directed=True, connection="strong")
+            if k > 1:
+                raise ValueError(
+                    f"fit_bradley_terry: the maximum-likelihood scores do not exist for game "
+                    f"{np.unravel_index(b, game.batch_shape) if game.batch_shape else ''}: "
+                    f"some responses are never beaten by (or never beat) the rest, so their "
+                    f"scores run off to ±∞. Pass l2 > 0 to regularise."
+                )
     s = np.zeros(P.shape[:-1])
 
     def loglik(s):
@@ -113,11 +124,8 @@ def fit_bradley_terry(game: PreferenceGame, l2: float = 0.0, tol: float = 1e-12,
             alpha = np.where(ok, alpha, 0.5 * alpha)
         s, value = cand, new
         s = s - s.mean(axis=-1, keepdims=True)
-    else:
-        raise ValueError(
-            "fit_bradley_terry: no convergence; the maximum-likelihood scores do not exist when "
-            "some responses are never beaten (or never win). Pass l2 > 0 to regularise."
-        )
+    else:  # pragma: no cover - Newton on a strictly concave, coercive likelihood converges
+        raise RuntimeError(f"fit_bradley_terry: no convergence in {max_iter} Newton steps")
     return s.reshape(*game.batch_shape, n)
 
 

@@ -4,7 +4,7 @@
 - MDPs: (soft) value iteration and exact policy evaluation          (``value_iteration``,
   ``policy_evaluation``)
 - preference games: the Nash equilibrium by linear programming and the unique
-  τ-KL-regularised Nash equilibrium                                  (``nash``, ``regularized_nash``)
+  τ-KL-regularised Nash equilibrium                     (``nash``, ``regularized_nash``)
 """
 
 from .bandit import kl_regularized

@@ -116,7 +116,7 @@ def test_on_a_bradley_terry_game_every_method_agrees_with_the_bt_pipeline():
     at_bt = tb.run(online, game, steps=1, init=bt)  # stationary: one step stays put
     np.testing.assert_allclose(at_bt.final_policy[0], bt, atol=1e-13)
     moving = tb.run(online, game, steps=3000, seeds=2, init="random", record_every=3000)
-    np.testing.assert_allclose(moving.final_policy, np.broadcast_to(bt, (2, 5)), atol=1e-4)
+    np.testing.assert_allclose(moving.final_policy, np.broadcast_to(bt, (2, 5)), atol=1e-3)
 
     # Nash methods: at small τ = β they all pick the BT winner, as the BT pipeline does
     tau = 0.02
@@ -137,7 +137,7 @@ def test_on_a_bradley_terry_game_every_method_agrees_with_the_bt_pipeline():
 NASH_METHODS = [
     (lambda tau: OMWU(eta=0.5), "nash"),
     (lambda tau: EGPO(eta=0.5, tau=0.0), "nash"),
-    (lambda tau: NashMD(eta=0.5, tau=tau), "regularized"),
+    (lambda tau: NashMD(eta=0.1, tau=tau), "regularized"),  # its bias ∝ η² is ~1e-4 here
     (lambda tau: NashMD(tau=tau, schedule="decreasing"), "regularized"),
     (lambda tau: NashMirrorProx(tau=tau), "regularized"),
     (lambda tau: MagneticMD(eta=0.5, tau=tau), "regularized"),

@@ -4,6 +4,7 @@ batched ``tabular.History``, average iterates, and naming the ground truth."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -22,11 +23,26 @@ class ExactRun:
     algorithm: tb.ExactAlgorithm | None = None
 
 
+#: where exact algorithms live (the flat namespace first, then each family's module)
+_ALGORITHM_MODULES = ("tabular.algorithms", "tabular.algorithms.bandit", "tabular.algorithms.mdp",
+                      "tabular.algorithms.games", "tabular.algorithms.preference")
+
+
+def _algorithm_class(name: str):
+    for module in _ALGORITHM_MODULES:
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, tb.ExactAlgorithm):
+            return cls
+    return None
+
+
 def rebuild_algorithm(history: tb.History) -> tb.ExactAlgorithm | None:
     """The algorithm a History came from, rebuilt from its config (None if not possible)."""
-    name = history.config.get("algorithm")
-    cls = getattr(tb.algorithms, str(name), None)
-    if not (isinstance(cls, type) and issubclass(cls, tb.ExactAlgorithm)):
+    cls = _algorithm_class(str(history.config.get("algorithm")))
+    if cls is None:
         return None
     try:
         return cls(**history.config.get("hyperparameters", {}))

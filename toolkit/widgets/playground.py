@@ -48,7 +48,10 @@ SLIDER_SPECS: dict[str, tuple[str, float, float]] = {
     "gamma": ("linear", 0.0, 0.999),
 }
 #: choices for string-valued hyperparameters (others without a ``sliders`` entry get no control)
-CHOICES: dict[str, tuple[str, ...]] = {"schedule": ("constant", "geometric")}
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("MDPO", "schedule"): ("constant", "geometric"),
+    ("NashMD", "schedule"): ("constant", "decreasing"),
+}
 #: at most this many records per run: longer runs record every k-th step (keeps redraws fast)
 MAX_RECORDS = 200
 #: distance-to-ground-truth metrics, in the order they are drawn
@@ -93,12 +96,12 @@ class LogOrZero(widgets.HBox):
         self.zero.observe(callback, names="value")
 
 
-def _slider_for(name: str, value, spec=None):
+def _slider_for(name: str, value, spec=None, owner: str = ""):
     """The control for one hyperparameter, or None when it is not a number (arrays, strings)."""
     if isinstance(spec, widgets.ValueWidget):
         return spec
     if isinstance(value, str):
-        options = tuple(spec) if spec else CHOICES.get(name)
+        options = tuple(spec) if spec else CHOICES.get((owner, name))
         if not options or value not in options:
             return None
         return widgets.Dropdown(options=options, value=value, description=name,
@@ -167,7 +170,8 @@ class Playground(widgets.VBox):
         sliders = sliders or {}
         self.controls: dict[str, widgets.Widget] = {}
         for f in dataclasses.fields(algorithm):
-            control = _slider_for(f.name, getattr(algorithm, f.name), sliders.get(f.name))
+            control = _slider_for(f.name, getattr(algorithm, f.name), sliders.get(f.name),
+                                  type(algorithm).__name__)
             if control is not None:
                 self.controls[f.name] = control
         self.steps_slider = widgets.IntSlider(
