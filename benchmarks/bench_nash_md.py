@@ -35,8 +35,9 @@ def main() -> None:
     print(f"Nash-MD, {N_GAMES} random games × {N_ACTIONS} actions × {STEPS} steps "
           f"(η = {ETA}, τ = {TAU}), one batched tabular.run call:")
     print(f"  wall time                 {wall:7.2f} s   ({game_steps / wall:,.0f} game-steps/s)")
-    print(f"  of which ground truth     {solve_wall:7.2f} s   (regularized_nash, 1,000 games)")
-    print(f"  updates + metrics         {update_wall:7.2f} s   "
+    print(f"  of which ground truth    ~{solve_wall:7.2f} s   (regularized_nash on 1,000 games, "
+          f"timed in a separate call)")
+    print(f"  updates + metrics        ~{update_wall:7.2f} s   "
           f"({game_steps / update_wall:,.0f} game-steps/s)")
     print(f"  final KL(π*‖π_T): median {np.median(kl):.2e}, max {kl.max():.2e} "
           f"(the constant-η bias; exploitability max "

@@ -148,11 +148,6 @@ class LlamaStepper:
 
     def _build(self):
         inner, ad = self.inner, self.adapters
-        hd, H, Hkv = self.head_dim, self.n_heads, self.n_kv
-        half = hd // 2
-        # rotate_half(x)[..., :half] = −x[..., half:], [..., half:] = x[..., :half]
-        perm = torch.cat([torch.arange(half, hd), torch.arange(0, half)])
-        sign = torch.cat([-torch.ones(half), torch.ones(half)])
         layers = []
         for layer in inner.model.layers:
             att, mlp = layer.self_attn, layer.mlp
@@ -163,23 +158,11 @@ class LlamaStepper:
             wg, bg = _weight(mlp.gate_proj, ad)
             wu, bu = _weight(mlp.up_proj, ad)
             wd, bd = _weight(mlp.down_proj, ad)
-
-            def rot(w, n):  # rows of W (out features) permuted and signed per head
-                w = w.reshape(n, hd, -1)
-                return (w[:, perm] * sign.to(w.dtype)[None, :, None]).reshape(n * hd, -1)
-
-            def rot_b(b, n):
-                if b is None:
-                    return None
-                b = b.reshape(n, hd)
-                return (b[:, perm] * sign.to(b.dtype)[None, :]).reshape(-1)
-
-            w_all = torch.cat([wq, wk, rot(wq, H), rot(wk, Hkv), wv], 0).t().contiguous()
-            biases = [bq, bk, rot_b(bq, H), rot_b(bk, Hkv), bv]
-            b_all = None if bq is None else torch.cat(biases)
+            w_qkv = torch.cat([wq, wk, wv], 0).t().contiguous()
+            b_qkv = None if bq is None else torch.cat([bq, bk, bv])
             gate_up = torch.cat([wg, wu], 0).t().contiguous()
             gu_bias = None if bg is None else torch.cat([bg, bu])
-            layers.append((layer.input_layernorm.weight, w_all, b_all, wo.t().contiguous(), bo,
+            layers.append((layer.input_layernorm.weight, w_qkv, b_qkv, wo.t().contiguous(), bo,
                            layer.post_attention_layernorm.weight, gate_up, gu_bias,
                            wd.t().contiguous(), bd))
         self.layers = layers
@@ -188,6 +171,14 @@ class LlamaStepper:
         head_w, head_b = _weight(inner.lm_head, ad)
         self.head_t, self.head_b = head_w.t().contiguous(), head_b
         self.d_ff = layers[0][6].shape[1] // 2 if layers else 0
+
+    def _rope(self, qk: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """RoPE on the [..., (H + Hkv)·hd] block of q and k: x·cos + rotate_half(x)·sin, with
+        rotate_half written as a swap of the two halves and the sign folded into ``sin``."""
+        shape = qk.shape
+        half = self.head_dim // 2
+        swapped = qk.reshape(*shape[:-1], -1, 2, half).flip(-2).reshape(shape)
+        return torch.addcmul(qk * cos, swapped, sin)
 
     def _rope_table(self, n_positions: int, dtype) -> tuple[Tensor, Tensor]:
         pos = torch.arange(n_positions)[None]
@@ -206,8 +197,10 @@ class LlamaStepper:
         n_pos = int(self.pos.max()) + max_new_tokens + 1
         cos, sin = self._rope_table(n_pos, dtype)
         # per-head tiled tables for the fused [q | k] block: width (H + Hkv)·hd
+        half = hd // 2
+        sign = torch.cat([-torch.ones(half, dtype=dtype), torch.ones(half, dtype=dtype)])
         self.cos = cos.repeat(1, H + Hkv)
-        self.sin = sin.repeat(1, H + Hkv)
+        self.sin = (sin * sign).repeat(1, H + Hkv)
         # KV cache: [2, B·Hkv, total, hd] per layer; the mask bias broadcast over query heads
         self.cache = [torch.zeros(2, B * Hkv, self.total, hd, dtype=dtype) for _ in self.layers]
         bias = _padding_bias(prompt_mask, self.total, dtype)
@@ -223,8 +216,8 @@ class LlamaStepper:
             h = F.rms_norm(x, (x.shape[-1],), ln1, self.eps)
             proj = h @ w_all if b_all is None else torch.addmm(b_all, h.reshape(B * P, -1),
                                                               w_all).reshape(B, P, -1)
-            qk = proj[..., :nq] * c + proj[..., nq:2 * nq] * s
-            v = proj[..., 2 * nq:]
+            qk = self._rope(proj[..., :nq], c, s)
+            v = proj[..., nq:]
             q = qk[..., :H * hd].reshape(B, P, H, hd).transpose(1, 2)
             k = qk[..., H * hd:].reshape(B, P, Hkv, hd).transpose(1, 2)
             v = v.reshape(B, P, Hkv, hd).transpose(1, 2)
@@ -261,9 +254,9 @@ class LlamaStepper:
                                                                           self.cache):
             h = F.rms_norm(x, (x.shape[-1],), ln1, self.eps)
             proj = h @ w_all if b_all is None else torch.addmm(b_all, h, w_all)
-            qk = torch.addcmul(proj[:, :nq] * c, proj[:, nq:2 * nq], s)
-            cache[:, :, L] = torch.stack(
-                [qk[:, H * hd:].reshape(B * Hkv, hd), proj[:, 2 * nq:].reshape(B * Hkv, hd)])
+            qk = self._rope(proj[:, :nq], c, s)
+            cache[0, :, L] = qk[:, H * hd:].reshape(B * Hkv, hd)
+            cache[1, :, L] = proj[:, nq:].reshape(B * Hkv, hd)
             q = qk[:, :H * hd].reshape(B * Hkv, rep, hd)
             scores = torch.baddbmm(bias, q, cache[0, :, :L + 1].transpose(1, 2), alpha=scale)
             a = torch.bmm(torch.softmax(scores, -1), cache[1, :, :L + 1]).reshape(B, H * hd)
@@ -438,7 +431,11 @@ def choose_tokens(logp: Tensor, top_p: float = 1.0, greedy: bool = False,
         drop_sorted = before >= top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logp = torch.log_softmax(logp.masked_fill(drop, float("-inf")), -1)
-    tok = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]
+    # inverse-CDF draw: u ~ U[0, total) and the first token whose cumulative mass exceeds u
+    # (a token of probability 0 is never chosen; one uniform per row, no Python loop)
+    cdf = logp.exp().cumsum(-1)
+    u = torch.rand(cdf.shape[0], 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
+    tok = (cdf <= u).sum(-1).clamp_(max=cdf.shape[-1] - 1)
     return tok, logp.gather(-1, tok[:, None])[:, 0]
 
 

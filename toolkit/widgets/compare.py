@@ -178,7 +178,7 @@ class Compare(widgets.VBox):
                                   margin={"l": 60, "r": 20, "t": 80, "b": 120})
         shown: set[str] = set()
         line = 0
-        for i, run in enumerate(self.runs):
+        for run in self.runs:
             for m_idx, metric in enumerate(self.metrics):
                 row, col = m_idx // cols + 1, m_idx % cols + 1
                 info = metric_info(metric)

@@ -571,10 +571,9 @@ class Dashboard(widgets.VBox):
 
     def close(self) -> None:
         """Unsubscribe from the history and close the widgets."""
-        try:
-            self.history.unsubscribe(self._on_record)
-        except ValueError:
-            pass
+        history = getattr(self, "history", None)  # absent if __init__ failed
+        if history is not None and self._on_record in history.subscribers:
+            history.unsubscribe(self._on_record)
         super().close()
 
 

@@ -53,7 +53,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("NashMD", "schedule"): ("constant", "decreasing"),
 }
 #: at most this many records per run: longer runs record every k-th step (keeps redraws fast)
-MAX_RECORDS = 200
+MAX_RECORDS = 100
 #: distance-to-ground-truth metrics, in the order they are drawn
 CONVERGENCE = ("kl_to_solution", "gap", "exploitability", "duality_gap")
 MAX_ACTION_LINES = 10
@@ -233,7 +233,7 @@ class Playground(widgets.VBox):
             alg = self.current_algorithm()
             steps = int(self.steps_slider.value)
             hist = tb.run(alg, self.problem, steps=steps, init=self.init,
-                          record_every=max(1, steps // MAX_RECORDS))
+                          record_every=max(1, math.ceil(steps / MAX_RECORDS)))
         except (ValueError, TypeError) as err:
             self.status.value = f"<span style='color:#b00'>⚠ {err}</span>"
             return float("nan")
