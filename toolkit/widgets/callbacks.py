@@ -13,8 +13,8 @@ mapped to ``kl``, ``entropy``, ``kl/iterates``, ``clip_ratio/region_mean``. Orig
 kept as well, so nothing TRL logs is lost. The end-of-training summary
 (``train_runtime`` …) is not a step and is skipped.
 
-Stopping: ``cb.stop()`` (or the dashboard's ``stop()``) sets ``control.should_training_stop``
-at the next step end; transformers then ends ``train()`` cleanly.
+Stopping: ``cb.stop()`` sets ``control.should_training_stop`` at the next step end;
+transformers then ends ``train()`` cleanly.
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ class MirrorlabCallback(TrainerCallback):
         if dashboard is not None and history is not None and dashboard.history is not history:
             raise ValueError("dashboard and history: pass one, or the dashboard's own history")
         self._dashboard = dashboard
-        self.history = dashboard.history if dashboard is not None else (history or History())
+        if dashboard is not None:
+            self.history = dashboard.history
+        else:  # (an empty History is falsy: test for None, not truth)
+            self.history = history if history is not None else History()
         if not isinstance(self.history, History):
             raise TypeError(f"history must be a toolkit History, got "
                             f"{type(self.history).__name__}")
