@@ -165,8 +165,12 @@ def select_rows(rollouts: Rollouts, index, group_size: int = 1) -> Rollouts:
     """The sub-batch of ``rollouts`` at row ``index`` (weights and row tensors follow)."""
     idx = torch.as_tensor(index, dtype=torch.long)
     pick = idx.tolist()
-    extras = {k: v[idx] for k, v in rollouts.extras.items()
-              if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == rollouts.batch_size}
+    extras = {}
+    for k, v in rollouts.extras.items():   # per-row tensors follow the rows; the rest is kept
+        if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == rollouts.batch_size:
+            extras[k] = v[idx]
+        elif not isinstance(v, Tensor):
+            extras[k] = v
     return Rollouts(
         prompts=[rollouts.prompts[i] for i in pick],
         prompt_ids=rollouts.prompt_ids[idx], prompt_mask=rollouts.prompt_mask[idx],

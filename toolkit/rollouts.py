@@ -91,7 +91,13 @@ class Rollouts:
 class Policy(Protocol):
     """What the trainer needs from a policy (``TabularPolicy`` and ``LMPolicy`` implement it)."""
 
-    def sample(self, prompts: list[Any], group_size: int, **kwargs) -> Rollouts: ...
+    def sample(self, prompts: list[Any], group_size: int, **kwargs) -> Rollouts:
+        """Keyword arguments the trainer and recipes pass: ``generator`` (torch.Generator),
+        ``greedy=True`` (ReMax's baseline), ``mixture_coef=λ`` (sample from
+        π^(1−λ)·π_ref^λ, Nash-MD), plus the user's sampling kwargs (``max_new_tokens`` …).
+        Optional extras some recipes use: ``enumerate(prompts, G)`` (exact mode),
+        ``make_value_head()`` (PPO), ``encode(prompts, completions)`` (offline DPO)."""
+        ...
 
     def logprobs(self, rollouts: Rollouts) -> torch.Tensor: ...
 
@@ -117,7 +123,10 @@ class Task(Protocol):
     def prompts(self, n: int, rng: np.random.Generator, split: str = "train") -> list[Any]: ...
 
     def rewards(self, rollouts: Rollouts) -> torch.Tensor:
-        """[B] scalar reward per completion (finite; the trainer rejects NaN)."""
+        """[B] scalar reward per completion (finite; the trainer rejects NaN).
+
+        A task with random rewards may take ``rng: np.random.Generator | None = None`` as a
+        keyword: the trainer passes its generator (None in exact mode: expected rewards)."""
         ...
 
 

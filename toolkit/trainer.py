@@ -22,6 +22,17 @@ survives), on ``stop()`` (after the current step), and on a non-finite loss, gra
 parameter (the last good parameters and optimizer state are restored). ``stop_reason`` says
 why the last ``train`` call ended. A task returning NaN/inf rewards is bad input: ``train``
 raises ValueError naming ``task.rewards`` (state and history intact).
+
+Metrics of each step (TRL names; weighted by the exact-mode weights when ``exact=True``):
+the objective's diagnostics (averaged over epochs; ``ratio/min`` / ``ratio/max`` take the
+extremes), plus ``reward``, ``reward_std``, ``frac_reward_zero_std`` (from the batch's
+rewards), ``entropy`` (token mean of H(π) before the step), ``kl`` (the objective's, else the
+k3 estimate of KL(π‖π_ref) importance-weighted by π/μ), ``kl/iterates`` (KL(π_before‖π_after)
+on the batch, k3 importance-weighted by π_before/μ: exact in exact mode), ``ratio/*`` (π/μ
+before the step, if the objective has none), ``clip_ratio/*`` (0 for objectives that do not
+clip), ``grad_norm`` (before clipping), ``staleness``, ``step_time``,
+``completions/mean_length``. Per-record extras: ``adv_histogram`` {counts, edges},
+``samples`` (a few rows: prompt, completion, reward, advantage), ``version``.
 """
 
 from __future__ import annotations
@@ -285,6 +296,9 @@ class Trainer:
         with torch.no_grad():
             logp_before = self.policy.logprobs(batch).detach()
             entropy = self.policy.entropy(batch).detach()
+        if not bool(torch.isfinite(logp_before[mask != 0]).all()):
+            raise NonFiniteError("non-finite log-probabilities: log π of a batch token is "
+                                 "not finite")
 
         per_epoch: list[dict[str, float]] = []
         grad_norms = []
@@ -292,7 +306,7 @@ class Trainer:
             loss, diag = self.algorithm.loss(self.policy, batch, ctx)
             if not bool(torch.isfinite(loss)):
                 raise NonFiniteError(f"non-finite loss: {self.algorithm.name} loss = "
-                                     f"{float(loss)}")
+                                     f"{float(loss.detach())}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grads = [p.grad for p in params if p.grad is not None]

@@ -96,11 +96,14 @@ RECIPES = {
 }
 
 
-@pytest.mark.parametrize("stale", [False, True], ids=["on-policy", "stale"])
-@pytest.mark.parametrize("name", list(RECIPES))
+# BAPO off-policy: its bounds are a batch statistic, see test_bapo_stale_bounds_* below.
+CASES = [(name, stale) for name in RECIPES for stale in (False, True)
+         if not (name == "BAPO" and stale)]
+
+
+@pytest.mark.parametrize(("name", "stale"), CASES,
+                         ids=[f"{n}-{'stale' if s else 'on-policy'}" for n, s in CASES])
 def test_sampled_gradient_mean_matches_exact(name, stale):
-    if name == "BAPO" and stale:
-        pytest.skip("BAPO's bounds are a batch statistic: see test_bapo_stale_bounds_*")
     draws, exact = sampled_and_exact(RECIPES[name], stale)
     z = z_scores(draws, exact)
     WORST_Z[f"{name}/{'stale' if stale else 'on-policy'}"] = float(np.abs(z).max())
@@ -144,7 +147,7 @@ def test_bapo_stale_bounds_converge_with_batch_size():
     """Near a threshold (seed 0: population share 0.516 vs target 0.5 at bounds (0.8, 1.4))
     small batches often pick other bounds, so the mean sampled step differs from the exact one
     (measured |z| ≈ 10 at 64 groups); the share of batches that pick the population bounds
-    grows with the batch size."""
+    grows with the batch size towards 1."""
     pi, mu = _policies(True, 0)
     task = BanditTask(tb.Bandit.random(N_ARMS, seed=100))
     recipe = al.BAPO()
@@ -152,15 +155,17 @@ def test_bapo_stale_bounds_converge_with_batch_size():
     _, diag = recipe.loss(pi, recipe.collect(ctx), ctx)
     population = (float(diag["bapo/clip_low"]), float(diag["bapo/clip_high"]))
     agree = {}
-    for groups in (16, 512):
-        ctx = dataclasses.replace(_ctx(mu, task, False, 0, {}), prompts_per_step=groups)
+    for groups in (8, 1024):
+        ctx = dataclasses.replace(_ctx(mu, task, False, 1, {}), prompts_per_step=groups)
         hits = 0
-        for _ in range(60):
+        for _ in range(30):
             _, d = recipe.loss(pi, recipe.collect(ctx), ctx)
             hits += (float(d["bapo/clip_low"]), float(d["bapo/clip_high"])) == population
-        agree[groups] = hits / 60
-    assert agree[512] > agree[16] + 0.2, agree
-    assert agree[512] > 0.8, agree
+        agree[groups] = hits / 30
+    print(f"\nBAPO: share of batches picking the population bounds {agree}")
+    # measured (100 draws): 4 groups 0.29, 16: 0.58, 64: 0.70, 256: 0.86, 1024: 0.98, 4096: 1.0
+    assert agree[8] < 0.7, agree
+    assert agree[1024] > 0.9, agree
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.1])

@@ -163,14 +163,15 @@ class TabularPolicy(torch.nn.Module):
                                 f"{type(mixture_coef).__name__}")
             if not 0.0 <= float(mixture_coef) <= 1.0:
                 raise ValueError(f"mixture_coef must be in [0, 1], got {mixture_coef}")
-        ctx = self._contexts(prompts).repeat_interleave(group_size)
+        per_prompt = self._contexts(prompts)
         log_table = self._behaviour_log_table(greedy, mixture_coef)
-        rows = log_table[ctx]
+        rows = log_table[per_prompt]                                   # [n_prompts, A]
         if greedy:
-            actions = rows.argmax(dim=-1)
-        else:
-            actions = torch.multinomial(rows.exp(), 1, replacement=True,
+            actions = rows.argmax(dim=-1).repeat_interleave(group_size)
+        else:  # one categorical per prompt, G draws each: rows of a group are consecutive
+            actions = torch.multinomial(rows.exp(), group_size, replacement=True,
                                         generator=generator).reshape(-1)
+        ctx = per_prompt.repeat_interleave(group_size)
         return self._rollouts(ctx, actions, log_table, group_size)
 
     def logprobs(self, rollouts: Rollouts) -> Tensor:
