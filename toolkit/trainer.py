@@ -160,6 +160,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self.stop_message: str | None = None
         self._stop_requested = False
+        self._training = False
 
     # -- setup ---------------------------------------------------------------------------
     def parameters(self) -> list[Tensor]:
@@ -220,6 +221,17 @@ class Trainer:
         "non-finite …" (None when every step ran).
         """
         steps = _int(steps, "steps", 0)
+        # A second train() while one runs (a cell executed while a Dashboard's Start thread
+        # trains) would interleave optimizer steps on one policy: refuse it.
+        if self._training:
+            raise RuntimeError("train() is already running on this trainer (call stop() first)")
+        self._training = True
+        try:
+            return self._train(steps, progress)
+        finally:
+            self._training = False
+
+    def _train(self, steps: int, progress: bool) -> History:
         self.stop_reason, self.stop_message = None, None
         self._stop_requested = False
         bar = None

@@ -163,6 +163,25 @@ def test_stop_ends_train_after_the_current_step():
     assert trainer.step == 3 and trainer.stop_reason is None
 
 
+def test_a_second_train_while_one_runs_is_refused():
+    trainer = make()
+    errors = []
+
+    def reenter(rec):
+        if rec.step == 0:
+            try:
+                trainer.train(1, progress=False)
+            except RuntimeError as err:
+                errors.append(str(err))
+
+    trainer.history.subscribe(reenter)
+    trainer.train(3, progress=False)
+    assert errors and "already running" in errors[0]
+    assert trainer.step == 3                          # the outer run was not disturbed
+    trainer.train(1, progress=False)                  # and the guard is released afterwards
+    assert trainer.step == 4
+
+
 class BadRewardTask(BanditTask):
     def __init__(self, bandit, bad_call, value):
         super().__init__(bandit)

@@ -2,6 +2,7 @@
 spike); the Start / Stop / Step buttons drive a real Trainer in a background thread and Stop
 loses nothing."""
 
+import html
 import threading
 import time
 
@@ -53,9 +54,20 @@ def test_pushed_records_reach_the_figure_decimated_with_spikes_kept():
     assert len(r.x) <= dash.max_points
     assert max(r.y) == 3.0 and 7777 in set(np.asarray(r.x).astype(int))  # the spike survives
     assert r.x[0] == 0 and r.x[-1] == n - 1
-    np.testing.assert_allclose(trace_for(dash, "kl").y[-1], 1e-3 * (n - 1))
+    # the bold moving average over the last n/50 steps, beside the faint raw series
+    smooth = trace_for(dash, "smooth:reward")
+    w = Dashboard.smoothing_window(n)
+    assert w == 200 and f"last {w} steps" in dash.figure.layout.title.text
+    expected = np.convolve(reward, np.ones(w) / w, mode="valid")  # windows ending at w-1 …
+    at = np.searchsorted(np.asarray(smooth.x), np.arange(w - 1, n, 997))
+    np.testing.assert_allclose(np.asarray(smooth.y)[at],
+                               expected[np.asarray(smooth.x)[at].astype(int) - (w - 1)],
+                               rtol=1e-6)
+    assert np.ptp(smooth.y) < np.ptp(r.y) / 5  # the average is the readable curve
+    # series travel as float32 (half the bytes; ample for a plot)
+    np.testing.assert_allclose(trace_for(dash, "kl").y[-1], 1e-3 * (n - 1), rtol=1e-6)
     # log panel: exact zeros are floored, not dropped
-    assert np.all(np.asarray(trace_for(dash, "kl/iterates").y) == 1e-16)
+    assert np.all(np.asarray(trace_for(dash, "kl/iterates").y) == np.float32(1e-16))
     assert dash.figure.layout.yaxis3.type == "log"
     # clip fractions by advantage sign, and the ratio band min…max
     assert trace_for(dash, "clip_ratio/low_mean").name.startswith("A < 0")
@@ -125,7 +137,33 @@ def test_buttons_drive_the_trainer_without_blocking_and_stop_loses_nothing():
     assert probs.argmax() == 0
     assert dash.cost is not None and np.isfinite(dash.cost)
     assert "step" in dash.status.value and "idle" in dash.status.value
+    assert "β·KL penalty" in dash.notes.value  # GRPO(beta=0.05): why the loss is not ≈ 0
     assert not [t for t in threading.enumerate() if t.name == "mirrorlab-dashboard-train"]
+
+
+def test_lm_policy_shows_recent_completions():
+    from toolkit.lm.models import tiny_model
+    from toolkit.lm.tasks import AdditionTask
+    from toolkit.lm.tokenizer import char_tokenizer
+    from toolkit.policies.lm import LMPolicy
+
+    tok = char_tokenizer()
+    trainer = Trainer(LMPolicy(tiny_model("0.5m", tokenizer=tok, seed=0), tok),
+                      AdditionTask(digits=1), GRPO(beta=0.02), lr=1e-3, optimizer="adam",
+                      group_size=4, prompts_per_step=2, max_new_tokens=4, seed=0)
+    dash = Dashboard(trainer)
+    assert "actions" not in dash.panels and "completions/mean_length" in dash.panels
+    assert dash.samples in dash.children
+    dash.step_button.click()
+    assert dash.wait(120) and dash.error is None and trainer.step == 1
+    samples = trainer.history.last.extras["samples"]
+    table = dash.samples.value
+    assert "Recent samples (step 0)" in table
+    for s in samples:  # every shown completion is in the table, prompt and text (escaped)
+        assert html.escape(s["prompt"]) in table and html.escape(s["completion"]) in table
+    (length,) = [dash.figure.data[i] for i, m in dash._line_traces
+                 if m == "completions/mean_length"]
+    assert 1 <= length.y[0] <= 4
 
 
 def test_a_training_error_is_shown_and_state_is_kept():
@@ -170,5 +208,5 @@ def test_decimate_keeps_extremes_and_order():
     assert len(xd) <= 1000 and np.all(np.diff(xd) > 0)
     assert yd.min() == -7.0 and yd.max() == pytest.approx(1.0, abs=1e-4)
     assert xd[0] == 0 and xd[-1] == 50_000
-    xs, ys = decimate(x[:10], y[:10], 1000)
+    xs, _ = decimate(x[:10], y[:10], 1000)
     np.testing.assert_array_equal(xs, x[:10])

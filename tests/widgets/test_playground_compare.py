@@ -95,7 +95,7 @@ def test_compare_legends_sweeps_and_both_scales():
     reward = [t for t in cmp.figure.data if t.name == "MirrorDescent (η=1)" and
               t.xaxis == "x"]
     np.testing.assert_allclose(reward[0].y, runs[1].metrics["reward"][:, 0])
-    assert [t.showlegend for t in cmp.figure.data if t.name == "MirrorDescent (η=1)"][0]
+    assert next(t.showlegend for t in cmp.figure.data if t.name == "MirrorDescent (η=1)")
     assert cmp.figure.layout.yaxis2.type == "log"  # the gap
 
     # one History with a sweep and seeds: one line per sweep point, a min–max band
@@ -123,3 +123,19 @@ def test_compare_legends_sweeps_and_both_scales():
         Compare(runs, metrics=["nope"])
     with pytest.raises(TypeError, match="each run"):
         Compare([1, 2])
+
+
+def test_compare_trainers_legend_from_their_configs():
+    from toolkit.algorithms import GRPO
+    from toolkit.policies import TabularPolicy
+    from toolkit.tasks import BanditTask
+    from toolkit.trainer import Trainer
+
+    trainers = [Trainer(TabularPolicy(3), BanditTask(BANDIT), GRPO(beta=0.05), lr=lr,
+                        group_size=4, seed=0) for lr in (0.1, 0.5)]
+    for t in trainers:
+        t.train(5, progress=False)
+    cmp = Compare(trainers, metrics=["reward", "kl"])
+    assert cmp.labels() == ["GRPO (lr=0.1)", "GRPO (lr=0.5)"]
+    (kl,) = [t for t in cmp.figure.data if t.name == "GRPO (lr=0.5)" and t.xaxis == "x2"]
+    np.testing.assert_allclose(kl.y, trainers[1].history.series("kl")[1])

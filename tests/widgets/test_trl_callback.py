@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from toolkit.history import History  # noqa: E402
-from toolkit.widgets.callbacks import MirrorlabCallback, map_trl_logs  # noqa: E402
+from toolkit.history import History
+from toolkit.widgets.callbacks import MirrorlabCallback, map_trl_logs
 
 
 def test_trl_names_are_mapped_and_originals_kept():

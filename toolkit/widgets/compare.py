@@ -173,7 +173,7 @@ class Compare(widgets.VBox):
         n_runs = len(self.runs)
         self.figure.update_layout(**base_layout(
             title or f"Comparing {n_runs} run{'s' if n_runs > 1 else ''}",
-            height=300 * rows + 130))
+            height=300 * rows + 130, width=1100 if cols > 2 else 400 * cols + 200))
         self.figure.update_layout(legend={"y": -0.08 if rows > 1 else -0.2, "yanchor": "top"},
                                   margin={"l": 60, "r": 20, "t": 80, "b": 120})
         shown: set[str] = set()
@@ -196,6 +196,7 @@ class Compare(widgets.VBox):
                                              row=row, col=col)
             line += max(len(c) for c in run.curves.values()) if run.curves else 1
         super().__init__([self.figure])
+        self.add_class("mirrorlab-compare")
 
     def _add_curve(self, curve: Curve, name, c, log, row, col, legend, max_points):
         fix = log_safe if log else np.asarray

@@ -5,11 +5,12 @@
     dash                       # in a notebook: ▶ Start / ■ Stop / +1 Step drive the trainer
 
 The Dashboard is a ``History`` subscriber: the trainer knows nothing about it. Each record is
-appended to numpy buffers (a few µs); the figure is redrawn at most every ``interval``
-seconds (0.2 s), in one ``plotly_restyle`` message, with every series min–max decimated to at
-most ``max_points`` points, so 10,000 steps stay smooth. The redraw interval also stretches so
-that redrawing never takes more than ``budget`` (2%) of the wall time; ``cost`` reports what
-the dashboard actually took as a share of training time.
+queued (about a µs) and moved into numpy buffers in bulk when the figure is redrawn, at most
+every ``interval`` seconds (0.2 s), in two ``plotly_update`` messages, with every series
+min–max decimated to at most ``max_points`` points (float32 on the wire), so 10,000 steps
+stay smooth. The redraw interval also stretches so that redrawing never takes more than
+``budget`` (1%) of the wall time; ``cost`` reports what the dashboard actually took as a
+share of training time (benchmarks/bench_widgets.py measures it).
 
 Buttons and the kernel: ▶ Start and +1 Step run ``trainer.train(n)`` in a background thread
 (one at a time), so the kernel stays free to process the ■ Stop click, which calls
@@ -44,13 +45,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .style import (
-    MAX_POINTS,
     NEGATIVE_COLOR,
     POSITIVE_COLOR,
     Throttle,
     base_layout,
     decimate,
     log_safe,
+    restyle,
 )
 
 # ----------------------------------------------------------------------------- panels
@@ -74,6 +75,7 @@ class Panel:
     kind: str = "lines"  # "lines", "band" (min…max + mean), "histogram", "actions"
     hlines: tuple[tuple[float, str], ...] = ()
     yrange: tuple[float, float] | None = None
+    fraction: bool = False  # a share in [0, 1]: the axis starts at 0
 
 
 C = {"blue": "#0072B2", "orange": "#E69F00", "grey": "#777777", "purple": "#CC79A7",
@@ -86,20 +88,20 @@ PANELS: dict[str, Panel] = {
     "entropy": Panel("Entropy H(π)", "nats", (Line("entropy", "entropy", C["purple"]),)),
     "kl": Panel("KL to reference ({est})", "KL(π‖π_ref), nats", (
         Line("kl", "KL(π‖π_ref)", C["orange"]),)),
-    "kl/iterates": Panel("KL between iterates (log)", "KL(π_old‖π_new), nats", (
+    "kl/iterates": Panel("KL between iterates (log)", "KL(π_t‖π_t+1), nats", (
         Line("kl/iterates", "KL(π_t‖π_t+1)", C["grey"]),), log=True),
-    "clip": Panel("Clipped fraction by advantage sign", "fraction of tokens", (
+    "clip": Panel("Clipped tokens, by sign of A", "fraction of tokens", (
         Line("clip_ratio/low_mean", "A < 0: ρ < 1−ε (low)", NEGATIVE_COLOR),
         Line("clip_ratio/high_mean", "A > 0: ρ > 1+ε (high)", POSITIVE_COLOR),
-        Line("clip_ratio/region_mean", "all clipped", C["grey"], "dot", 1.5))),
-    "adv/pos_share": Panel("Positive-advantage share of the loss", "share of |loss|", (
+        Line("clip_ratio/region_mean", "all clipped", C["grey"], "dot", 1.5)), fraction=True),
+    "adv/pos_share": Panel("Share of the loss from A > 0", "share of |loss|", (
         Line("adv/pos_share", "A > 0 share", POSITIVE_COLOR),),
         hlines=((0.5, "balanced"),), yrange=(-0.02, 1.02)),
-    "ratio": Panel("Importance ratio ρ = π/μ", "ρ (min … max, mean)", (
+    "ratio": Panel("Importance ratio ρ = π/μ", "ρ = π/μ", (
         Line("ratio/mean", "mean ρ", C["blue"]),), kind="band"),
     "grad_norm": Panel("Gradient norm (log)", "‖∇ loss‖₂", (
         Line("grad_norm", "grad norm", C["grey"]),), log=True),
-    "frac_reward_zero_std": Panel("Groups with no signal", "fraction with reward std = 0", (
+    "frac_reward_zero_std": Panel("Groups without signal", "fraction with std(r) = 0", (
         Line("frac_reward_zero_std", "zero-std groups", NEGATIVE_COLOR),),
         yrange=(-0.02, 1.05)),
     "loss": Panel("Surrogate loss", "loss value", (Line("loss", "loss", C["grey"]),),
@@ -108,7 +110,7 @@ PANELS: dict[str, Panel] = {
         Line("completions/mean_length", "mean length", C["blue"]),)),
     "adv_histogram": Panel("Advantage histogram (latest step)", "share of samples",
                            kind="histogram"),
-    "actions": Panel("Action distribution π(a) now", "probability", kind="actions",
+    "actions": Panel("Policy now: π(a) per action", "probability", kind="actions",
                      yrange=(0, 1.02)),
 }
 TABULAR_PANELS = ("reward", "entropy", "kl", "kl/iterates", "clip", "adv/pos_share", "ratio",
@@ -117,13 +119,37 @@ LM_PANELS = ("reward", "entropy", "kl", "kl/iterates", "clip", "adv/pos_share", 
              "grad_norm", "frac_reward_zero_std", "loss", "adv_histogram",
              "completions/mean_length", "samples")
 COLUMNS = 4
+#: points per trace: a panel is ~250 px wide, so 600 min–max points is >2 per pixel, and a
+#: redraw of ~30 traces stays ~150 kB on the wire (float32)
+DASHBOARD_POINTS = 600
+SMOOTH = "smooth:"  # prefix marking the moving-average trace of a metric
+
+
+def _f32(a):
+    """Series go to the browser as float32 buffers: half the bytes, exact for steps < 2²⁴,
+    and more than enough digits for a plot."""
+    return np.ascontiguousarray(a, dtype=np.float32) if isinstance(a, np.ndarray) else a
+
+
+def moving_average(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over the last ``window`` finite values (fewer at the start), O(n)."""
+    if window <= 1:
+        return y
+    finite = np.isfinite(y)
+    c = np.concatenate([[0.0], np.cumsum(np.where(finite, y, 0.0))])
+    k = np.concatenate([[0], np.cumsum(finite)])
+    hi = np.arange(1, len(y) + 1)
+    lo = np.maximum(hi - window, 0)
+    count = k[hi] - k[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (c[hi] - c[lo]) / count, np.nan)
 
 
 # ----------------------------------------------------------------------------- buffers
 
 
 class _Series:
-    """A growable pair of numpy arrays (steps, values): amortised O(1) append."""
+    """A growable pair of numpy arrays (steps, values): amortised O(1) per value."""
 
     __slots__ = ("n", "steps", "values")
 
@@ -132,13 +158,15 @@ class _Series:
         self.values = np.empty(capacity, dtype=np.float64)
         self.n = 0
 
-    def append(self, step: float, value: float) -> None:
-        if self.n == len(self.steps):
-            self.steps = np.concatenate([self.steps, np.empty_like(self.steps)])
-            self.values = np.concatenate([self.values, np.empty_like(self.values)])
-        self.steps[self.n] = step
-        self.values[self.n] = value
-        self.n += 1
+    def extend(self, steps: np.ndarray, values: np.ndarray) -> None:
+        need = self.n + len(steps)
+        if need > len(self.steps):
+            size = max(need, 2 * len(self.steps))
+            self.steps = np.concatenate([self.steps[: self.n], np.empty(size - self.n)])
+            self.values = np.concatenate([self.values[: self.n], np.empty(size - self.n)])
+        self.steps[self.n : need] = steps
+        self.values[self.n : need] = values
+        self.n = need
 
     def view(self):
         return self.steps[: self.n], self.values[: self.n]
@@ -153,6 +181,7 @@ def _kl_estimator(algorithm) -> str:
 
 
 _EST_TEXT = {"k1": "k1 = −log ρ", "k2": "k2 = ½(log ρ)²", "k3": "k3 = ρ − 1 − log ρ"}
+_EST_SHORT = {"k1": "k1 estimate", "k2": "k2 estimate", "k3": "k3 estimate"}
 
 
 class Dashboard(widgets.VBox):
@@ -166,12 +195,13 @@ class Dashboard(widgets.VBox):
             distribution for tabular policies, completion length and samples for LMs).
         steps: the default number of steps of ▶ Start.
         interval: minimum seconds between redraws.
-        max_points: points per trace after decimation.
+        max_points: points per trace after min–max decimation (default 600).
         budget: the largest share of wall time redraws may take (stretches ``interval``).
     """
 
     def __init__(self, source, panels=None, steps: int = 1000, interval: float = 0.2,
-                 max_points: int = MAX_POINTS, budget: float = 0.02, title: str | None = None):
+                 max_points: int = DASHBOARD_POINTS, budget: float = 0.01,
+                 title: str | None = None):
         from ..history import History
 
         if isinstance(source, History):
@@ -194,6 +224,10 @@ class Dashboard(widgets.VBox):
         self.tabular = self.policy is not None and callable(getattr(self.policy, "probs", None))
         algorithm = getattr(self.trainer, "algorithm", None)
         self.kl_estimator = _kl_estimator(algorithm)
+        # β of a KL penalty added to the loss (GRPO's kl_in="loss"): the loss is then not ≈ 0
+        beta = getattr(algorithm, "beta", 0.0)
+        in_loss = getattr(algorithm, "kl_in", "loss") == "loss"
+        self.kl_penalty = float(beta) if in_loss and isinstance(beta, (int, float)) else 0.0
         default = TABULAR_PANELS if self.tabular else LM_PANELS
         if self.trainer is None:
             default = tuple(p for p in LM_PANELS if p not in ("actions",))
@@ -208,6 +242,7 @@ class Dashboard(widgets.VBox):
         self.panels = tuple(p for p in panels if p != "samples")
 
         self._lock = threading.RLock()
+        self._pending: list = []  # records not yet in the numpy buffers
         self._series: dict[str, _Series] = {}
         self._last_extras: dict = {}
         self._last_step = -1
@@ -234,6 +269,7 @@ class Dashboard(widgets.VBox):
         if self.show_samples:
             children.append(self.samples)
         super().__init__(children)
+        self.add_class("mirrorlab-dashboard")
 
     # ------------------------------------------------------------------ figure
     def _build_figure(self, title, algorithm):
@@ -242,15 +278,17 @@ class Dashboard(widgets.VBox):
         titles = []
         for key in self.panels:
             t = PANELS[key].title
-            titles.append(t.format(est=_EST_TEXT.get(self.kl_estimator, self.kl_estimator)))
+            titles.append(t.format(est=_EST_SHORT.get(self.kl_estimator, self.kl_estimator)))
         fig = make_subplots(rows=rows, cols=COLUMNS, subplot_titles=titles,
-                            horizontal_spacing=0.065, vertical_spacing=0.16 if rows > 1 else 0.1)
+                            horizontal_spacing=0.075, vertical_spacing=0.15 if rows > 1 else 0.1)
         self.figure = go.FigureWidget(fig)
         name = getattr(algorithm, "name", None)
         policy = type(self.policy).__name__ if self.policy is not None else None
-        head = title or "Training dashboard" + (f": {name}" if name else "") + (
+        self._head = title or "Training dashboard" + (f": {name}" if name else "") + (
             f" on a {policy}" if policy else "")
-        self.figure.update_layout(**base_layout(head, height=250 * rows + 120))
+        self._shown_window = 1
+        self.figure.update_layout(**base_layout(self._title_text(1), height=250 * rows + 130,
+                                                width=1120))
         self.figure.update_layout(
             margin={"l": 55, "r": 15, "t": 110, "b": 40},
             legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0,
@@ -269,13 +307,25 @@ class Dashboard(widgets.VBox):
                 self._add_band(row, col, eps)
             if panel.kind in ("lines", "band"):
                 for line in panel.lines:
+                    # every step, faint; then (line panels) its moving average, bold
+                    smooth = panel.kind == "lines"
                     self.figure.add_trace(go.Scatter(
-                        x=[], y=[], mode="lines", name=line.label,
-                        line={"color": line.color, "dash": line.dash, "width": line.width},
-                        showlegend=False,
+                        x=[], y=[], mode="lines", name=line.label, showlegend=False,
+                        opacity=0.35 if smooth else 1.0,
+                        line={"color": line.color, "dash": line.dash,
+                              "width": 1.0 if smooth else line.width},
                         hovertemplate=f"{line.label}<br>step %{{x}}<br>%{{y:.4g}}<extra></extra>"),
                         row=row, col=col)
                     self._line_traces.append((len(self.figure.data) - 1, line.metric))
+                    if smooth:
+                        self.figure.add_trace(go.Scatter(
+                            x=[], y=[], mode="lines", name=f"{line.label} (moving average)",
+                            showlegend=False, line={"color": line.color, "dash": line.dash,
+                                                    "width": line.width + 0.5},
+                            hovertemplate=f"{line.label}, moving average<br>step %{{x}}<br>"
+                                          "%{y:.4g}<extra></extra>"), row=row, col=col)
+                        self._line_traces.append((len(self.figure.data) - 1,
+                                                  SMOOTH + line.metric))
                 self.figure.update_xaxes(title_text="training step", title_standoff=2,
                                          row=row, col=col)
             elif panel.kind == "histogram":
@@ -287,11 +337,14 @@ class Dashboard(widgets.VBox):
                                          title_standoff=2, row=row, col=col)
             elif panel.kind == "actions":
                 self._add_actions(row, col)
-            self.figure.update_yaxes(title_text=panel.axis, title_standoff=4, row=row, col=col)
+            self.figure.update_yaxes(title_text=panel.axis, title_standoff=10 if panel.log else 4,
+                                     row=row, col=col)
             if panel.log:
                 self.figure.update_yaxes(type="log", exponentformat="power", row=row, col=col)
             if panel.yrange is not None:
                 self.figure.update_yaxes(range=list(panel.yrange), row=row, col=col)
+            if panel.fraction:
+                self.figure.update_yaxes(rangemode="tozero", row=row, col=col)
             for y, label in panel.hlines:
                 self.figure.add_hline(y=y, line={"color": "#999", "dash": "dot", "width": 1},
                                       annotation_text=label, annotation_font_size=10,
@@ -301,16 +354,27 @@ class Dashboard(widgets.VBox):
                 self._legend_note(k, panel)
         self._line_index = [i for i, _ in self._line_traces]
 
+    @staticmethod
+    def smoothing_window(n: int) -> int:
+        """Steps in the moving average drawn over n steps: about 2% of the run (≥ 1)."""
+        return max(1, n // 50)
+
+    def _title_text(self, window: int) -> str:
+        note = ("faint: every step · bold: moving average of the last "
+                f"{window} steps" if window > 1 else "one point per training step")
+        return f"{self._head}<br><sup>{note}</sup>"
+
     def _legend_note(self, k, panel):
         parts = [f"<span style='color:{ln.color}'>━</span> {ln.label}" for ln in panel.lines]
         if panel.kind == "band":
             parts = ["<span style='color:#9ecae1'>█</span> min…max",
                      *parts, "<span style='color:#999'>┄</span> clip band 1±ε"]
         ann = self.figure.layout.annotations[k]
+        ann.yshift = 14  # lift the panel title to make room for its legend line
         self.figure.add_annotation(
-            text="  ".join(parts), xref=ann.xref if ann.xref != "paper" else "paper",
-            yref="paper", x=ann.x, y=ann.y - 0.005, xanchor="center", yanchor="top",
-            showarrow=False, font={"size": 9.5, "color": "#333"}, bgcolor="rgba(255,255,255,0.7)")
+            text="  ".join(parts), xref="paper", yref="paper", x=ann.x, y=ann.y,
+            xanchor="center", yanchor="bottom", showarrow=False,
+            font={"size": 9.5, "color": "#333"})
 
     def _add_band(self, row, col, eps):
         for metric, fill in (("ratio/min", None), ("ratio/max", "tonexty")):
@@ -335,7 +399,7 @@ class Dashboard(widgets.VBox):
         if callable(getattr(task, "expected_rewards", None)):
             rewards = np.asarray(task.expected_rewards())[0]
         labels = [f"a{i}" + (f"<br>r={rewards[i]:.2f}" if rewards is not None and
-                             len(probs) <= 12 else "") for i in range(len(probs))]
+                             len(probs) <= 8 else "") for i in range(len(probs))]
         self._action_labels = labels
         self.figure.add_trace(go.Bar(x=labels, y=probs, name="π(a) now", showlegend=False,
                                      marker_color=C["blue"],
@@ -348,8 +412,8 @@ class Dashboard(widgets.VBox):
                 marker={"symbol": "line-ew-open", "size": 18, "color": "#111",
                         "line": {"width": 2}},
                 hovertemplate="π_ref(%{x}) = %{y:.3f}<extra></extra>"), row=row, col=col)
-        self.figure.update_xaxes(title_text="action (— = π_ref)", title_standoff=2,
-                                 row=row, col=col)
+        self.figure.update_xaxes(title_text="action (bars: π now, — π_ref)", title_standoff=2,
+                                 tickangle=0, row=row, col=col)
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self, steps):
@@ -438,18 +502,33 @@ class Dashboard(widgets.VBox):
 
     # ------------------------------------------------------------------ records
     def _ingest(self, record) -> None:
-        step = float(record.step)
+        """Queue a record (O(1)); ``_flush`` moves queued records into the numpy buffers in
+        bulk, inside the budgeted redraw."""
         with self._lock:
-            for name, value in record.metrics.items():
-                series = self._series.get(name)
-                if series is None:
-                    series = self._series[name] = _Series()
-                series.append(step, value)
-            if record.extras:
-                self._last_extras = record.extras
+            self._pending.append(record)
             self._last_step = int(record.step)
             self.records_seen += 1
             self._dirty = True
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            n = len(pending)
+            steps = np.fromiter((r.step for r in pending), np.float64, n)
+            names = dict.fromkeys(k for r in pending for k in r.metrics)
+            for name in names:
+                has = np.fromiter((name in r.metrics for r in pending), bool, n)
+                values = np.fromiter((r.metrics.get(name, np.nan) for r in pending),
+                                     np.float64, n)
+                series = self._series.get(name)
+                if series is None:
+                    series = self._series[name] = _Series()
+                series.extend(steps[has], values[has])
+            extras = next((r.extras for r in reversed(pending) if r.extras), None)
+            if extras:
+                self._last_extras = extras
 
     def _on_record(self, record) -> None:
         t0 = time.perf_counter()
@@ -472,6 +551,7 @@ class Dashboard(widgets.VBox):
     def series(self, metric: str):
         """(steps, values) buffered so far for ``metric`` (copies)."""
         with self._lock:
+            self._flush()
             s = self._series.get(metric)
             if s is None:
                 return np.empty(0), np.empty(0)
@@ -479,22 +559,34 @@ class Dashboard(widgets.VBox):
             return x.copy(), y.copy()
 
     def redraw(self) -> None:
-        """Push everything buffered to the figure (called by the throttle; safe to call)."""
+        """Push everything buffered to the figure (called by the throttle; safe to call from
+        any thread: one redraw at a time)."""
+        with self._lock:
+            self._redraw()
+
+    def _redraw(self) -> None:
         t0 = time.perf_counter()
         with self._lock:
+            self._flush()
             if not self._dirty and self.redraws:
                 return
             self._dirty = False
             xs, ys = [], []
             log_metrics = {ln.metric for p in self.panels for ln in PANELS[p].lines
                            if PANELS[p].log}
+            longest = max((s.n for s in self._series.values()), default=0)
+            window = self.smoothing_window(longest)
             for _, metric in self._line_traces:
+                smooth = metric.startswith(SMOOTH)
+                metric = metric.removeprefix(SMOOTH)
                 s = self._series.get(metric)
                 if s is None or s.n == 0:
                     xs.append([])
                     ys.append([])
                     continue
                 x, y = s.view()
+                if smooth:
+                    y = moving_average(y, window)
                 x, y = decimate(x, y, self.max_points)
                 if metric in log_metrics:
                     y = log_safe(y)
@@ -502,29 +594,34 @@ class Dashboard(widgets.VBox):
                 ys.append(y)
             extras = self._last_extras
             step = self._last_step
-        with self.figure.batch_update():
-            if self._line_index:
-                self.figure.plotly_restyle({"x": xs, "y": ys}, trace_indexes=self._line_index)
-            hist = extras.get("adv_histogram") if extras else None
-            if self._hist_trace is not None and hist:
-                counts = np.asarray(hist["counts"], dtype=np.float64)
-                edges = np.asarray(hist["edges"], dtype=np.float64)
-                centres = 0.5 * (edges[1:] + edges[:-1])
-                total = counts.sum()
-                share = counts / total if total > 0 else counts
-                colours = np.where(centres > 0, POSITIVE_COLOR,
-                                   np.where(centres < 0, NEGATIVE_COLOR, "#999999"))
-                self.figure.plotly_restyle(
-                    {"x": [centres], "y": [share], "width": [np.diff(edges)],
-                     "marker.color": [colours.tolist()]}, trace_indexes=[self._hist_trace])
-                k = self.panels.index("adv_histogram")
-                self.figure.layout.annotations[k].text = f"Advantage histogram (step {step})"
-            if self._actions_trace is not None:
-                probs = self.policy.probs()[0].numpy()
-                self.figure.plotly_restyle({"y": [probs]}, trace_indexes=[self._actions_trace])
+        updates: dict[int, dict] = {i: {"x": _f32(x), "y": _f32(y)}
+                                    for i, x, y in zip(self._line_index, xs, ys)}
+        layout = {}
+        hist = extras.get("adv_histogram") if extras else None
+        if self._hist_trace is not None and hist:
+            counts = np.asarray(hist["counts"], dtype=np.float64)
+            edges = np.asarray(hist["edges"], dtype=np.float64)
+            centres = 0.5 * (edges[1:] + edges[:-1])
+            total = counts.sum()
+            share = counts / total if total > 0 else counts
+            tiny = 1e-9 * max(1.0, float(np.abs(edges).max()))  # a centre of ±1e-17 is 0
+            colours = np.where(centres > tiny, POSITIVE_COLOR,
+                               np.where(centres < -tiny, NEGATIVE_COLOR, "#999999"))
+            updates[self._hist_trace] = {"x": centres, "y": share, "width": np.diff(edges),
+                                         "marker.color": colours.tolist()}
+            k = self.panels.index("adv_histogram")
+            layout[f"annotations[{k}].text"] = f"Advantage histogram (step {step})"
+        if self._actions_trace is not None:  # x and y, like the series: the same message
+            updates[self._actions_trace] = {"x": list(self._action_labels),
+                                            "y": self.policy.probs()[0].numpy()}
+        # two messages (two renders): every series and the policy bars, then the histogram
+        restyle(self.figure, updates, layout=layout)
         if self.show_samples:
             self.samples.value = _samples_table(extras.get("samples") if extras else None, step)
         self.notes.value = self._notes()
+        if window != self._shown_window:
+            self._shown_window = window
+            self.figure.plotly_relayout({"title.text": self._title_text(window)})
         self.redraws += 1
         cost = time.perf_counter() - t0
         self.redraw_seconds += cost
@@ -533,6 +630,7 @@ class Dashboard(widgets.VBox):
         self._update_status()
 
     def _last(self, metric: str):
+        self._flush()
         s = self._series.get(metric)
         return None if s is None or s.n == 0 else float(s.values[s.n - 1])
 
@@ -550,16 +648,20 @@ class Dashboard(widgets.VBox):
                 extra.append(f"gradient norm {gn:.3g}")
             if moved is not None:
                 extra.append(f"KL between iterates {moved:.2g}")
+            penalty = (f" (the loss you see is mostly the β·KL penalty, β = {self.kl_penalty:g})"
+                       if self.kl_penalty > 0 else "")
             notes.append(
                 "<b>On-policy:</b> ρ = π/μ is exactly 1 on every token, so nothing can be "
-                f"clipped{' (clip fraction 0)' if clip == 0 else ''} and the surrogate loss "
-                "value is ≈ 0 — yet its gradient is not: the policy still moves"
+                f"clipped{' (clip fraction 0)' if clip == 0 else ''}, and the policy-gradient "
+                f"part of the loss averages to ≈ 0 (advantages have mean 0){penalty} — yet "
+                "its gradient is not 0: the policy still moves"
                 + (f" ({', '.join(extra)})." if extra else "."))
         zero = self._last("frac_reward_zero_std")
         if zero is not None and zero >= 1 - 1e-9:
             notes.append("<b style='color:#b00'>No learning signal:</b> every group got "
                          "identical rewards (frac_reward_zero_std = 1), so every advantage is "
-                         "0 and this step changed nothing. Larger groups or easier prompts help.")
+                         "0 and the reward taught nothing this step (only a KL term, if any, "
+                         "moved the policy). Larger groups or easier prompts help.")
         elif zero is not None and zero > 0.5:
             notes.append(f"<b>Weak signal:</b> {zero:.0%} of groups had identical rewards "
                          "(their advantages are all 0).")

@@ -30,7 +30,7 @@ from ._exact import (
     regularizer,
     running_average,
 )
-from .style import MAX_POINTS, base_layout, color, decimate, log_safe
+from .style import MAX_POINTS, base_layout, color, decimate, log_safe, log_ticks
 
 
 class GameView(widgets.VBox):
@@ -60,29 +60,34 @@ class GameView(widgets.VBox):
             run.label: self._curves(run) for run in self.runs}
         self.regularized = any("duality_gap" in c for c in self.curves.values())
         n_cols = 3 if self.regularized else 2
-        titles = ["Preference matrix P(row ≻ column)",
-                  "Exploitability: solid = last iterate, dashed = average"]
+        titles = ["Preference matrix P(row ≻ column)", "Exploitability (log)"]
         if self.regularized:
-            titles.append("τ-regularised duality gap (last / average)")
+            titles.append("Regularised duality gap (log)")
         fig = make_subplots(rows=1, cols=n_cols, subplot_titles=titles,
-                            column_widths=[0.3] + [0.7 / (n_cols - 1)] * (n_cols - 1),
-                            horizontal_spacing=0.09)
+                            column_widths=[0.28] + [0.72 / (n_cols - 1)] * (n_cols - 1),
+                            horizontal_spacing=0.13 if n_cols == 3 else 0.17)
         self.figure = go.FigureWidget(fig)
         self.figure.update_layout(**base_layout(
-            title or "Preference game: does each algorithm reach the equilibrium?",
-            height=height))
-        self.figure.update_layout(legend={"y": -0.18, "yanchor": "top"},
-                                  margin={"l": 70, "r": 20, "t": 90, "b": 110})
+            title or "Preference game: does each algorithm reach the equilibrium?<br>"
+                     "<sup>solid = last iterate π_t, dashed = average iterate "
+                     "(π_1 + … + π_t)/t</sup>",
+            height=height, width=1100 if n_cols == 3 else 950))
+        self.figure.update_layout(legend={"y": -0.2, "yanchor": "top"},
+                                  margin={"l": 70, "r": 20, "t": 100, "b": 110})
         self._draw_heatmap()
         for i, run in enumerate(self.runs):
             self._draw_run(i, run, n_cols)
-        for col in range(2, n_cols + 1):
+        for col, metric in zip(range(2, n_cols + 1), ("exploitability", "duality_gap")):
+            data = [log_safe(c[f"{metric}/{w}"]) for c in self.curves.values()
+                    for w in ("last", "average") if f"{metric}/{w}" in c]
             self.figure.update_xaxes(title_text="iteration t", row=1, col=col)
-            self.figure.update_yaxes(type="log", exponentformat="power", row=1, col=col)
+            self.figure.update_yaxes(type="log", exponentformat="power", **log_ticks(*data),
+                                     row=1, col=col)
         self.figure.update_yaxes(title_text="max_y P(y ≻ π) − ½  (log)", row=1, col=2)
         if self.regularized:
             self.figure.update_yaxes(title_text="2τ·KL(π ‖ BR_τ(π))  (log)", row=1, col=3)
         super().__init__([self.figure])
+        self.add_class("mirrorlab-game")
 
     # ---------------------------------------------------------------------- data
     def _curves(self, run: ExactRun) -> dict[str, np.ndarray]:
@@ -109,8 +114,9 @@ class GameView(widgets.VBox):
         self.figure.add_trace(go.Heatmap(
             z=P, x=self.names, y=self.names, zmin=0, zmax=1, zmid=0.5, colorscale="RdBu",
             texttemplate="%{z:.2f}", textfont={"size": 12}, showscale=True,
-            colorbar={"title": {"text": "P(row ≻ col)", "side": "right"}, "len": 0.8,
-                      "x": 0.25 if self.regularized else 0.27, "thickness": 12},
+            colorbar={"title": {"text": "P", "side": "top"}, "len": 0.85,
+                      "x": self.figure.layout.xaxis.domain[1] + 0.005, "xanchor": "left",
+                      "thickness": 12},
             hovertemplate="P(%{y} ≻ %{x}) = %{z:.3f}<extra></extra>", name="P"),
             row=1, col=1)
         self.figure.update_xaxes(title_text="column response y′", side="bottom", row=1, col=1)

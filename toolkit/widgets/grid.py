@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 import tabular as tb
 
 from ._exact import as_runs, check_problem, pick
-from .style import base_layout, log_safe
+from .style import base_layout, log_safe, log_ticks, restyle
 
 #: screen direction (drow, dcol) and plotly marker angle (degrees clockwise from up)
 _DIRECTIONS = {"up": ((-1, 0), 0), "right": ((0, 1), 90), "down": ((1, 0), 180),
@@ -116,13 +116,13 @@ class GridView(widgets.VBox):
 
         env_name = str(mdp.names.get("env_id", "grid world"))
         fig = make_subplots(
-            rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
+            rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.2,
             subplot_titles=[f"{env_name}: colour = V^π(s), arrows = π(a|s)",
                             "Value gap J(π*) − J(π_t)"])
         self.figure = go.FigureWidget(fig)
         self.figure.update_layout(**base_layout(
-            title or f"{self.run.label} on {env_name}", height=height))
-        self.figure.update_layout(showlegend=False, margin={"l": 40, "r": 20, "t": 90, "b": 50})
+            title or f"{self.run.label} on {env_name}", height=height, width=1050))
+        self.figure.update_layout(showlegend=False, margin={"l": 50, "r": 25, "t": 90, "b": 55})
         self._build()
 
         options = [(f"{int(s)}", i) for i, s in enumerate(self.steps)]
@@ -136,6 +136,7 @@ class GridView(widgets.VBox):
         self.slider.observe(self._on_slide, names="value")
         self.show(len(options) - 1)
         super().__init__([widgets.HBox([self.play, self.slider]), self.figure])
+        self.add_class("mirrorlab-grid")
 
     # ------------------------------------------------------------------ API
     @property
@@ -147,19 +148,22 @@ class GridView(widgets.VBox):
         i = int(i)
         if not 0 <= i < len(self.steps):
             raise ValueError(f"i must be in [0, {len(self.steps) - 1}], got {i}")
-        z = self.values[i].reshape(self.rows, self.cols).copy()
-        z[self._unused] = np.nan
+        z = self.values[i].reshape(self.rows, self.cols)
+        # cells that are never occupied (the cliff) are gaps: None, since a 2-d z goes to the
+        # browser as JSON, where NaN is not allowed
+        z = np.where(self._unused, None, z).tolist()
         seg, head, angle, size, hover = self._arrows(self.policy[i])
-        with self.figure.batch_update():
-            self._heat.z = z
-            self._lines.update(x=seg[:, 1], y=seg[:, 0])
-            self._heads.update(x=head[:, 1], y=head[:, 0], marker={"angle": angle, "size": size},
-                               hovertext=hover)
-            if self._marker is not None:
-                self._marker.update(x=[self.steps[i]], y=[log_safe(self.gap[i : i + 1])[0]])
-            self.figure.layout.title.text = (
-                f"{self.run.label} — iteration t = {int(self.steps[i])} of "
-                f"{int(self.steps[-1])}")
+        updates = {
+            self._ix["heat"]: {"z": z},
+            self._ix["lines"]: {"x": seg[:, 1], "y": seg[:, 0]},
+            self._ix["heads"]: {"x": head[:, 1], "y": head[:, 0], "marker.angle": angle,
+                                "marker.size": size, "hovertext": hover},
+        }
+        if self._marker is not None:
+            updates[self._ix["marker"]] = {"x": [self.steps[i]],
+                                           "y": [log_safe(self.gap[i : i + 1])[0]]}
+        restyle(self.figure, updates, layout={"title.text": (
+            f"{self.run.label} — iteration t = {int(self.steps[i])} of {int(self.steps[-1])}")})
 
     # ------------------------------------------------------------------ drawing
     def _build(self):
@@ -170,25 +174,34 @@ class GridView(widgets.VBox):
         self._heat = None
         self.figure.add_trace(go.Heatmap(
             z=np.zeros((self.rows, self.cols)), colorscale="Viridis", text=text,
+            # one colour scale for every iteration, so colours compare along the slider
+            zmin=float(self.values[:, ~self._unused.ravel()].min()),
+            zmax=float(self.values[:, ~self._unused.ravel()].max()),
             texttemplate="<b>%{text}</b>", textfont={"size": 16, "color": "white"},
             customdata=hover, xgap=2, ygap=2,
-            colorbar={"title": {"text": "V^π(s)<br>expected<br>discounted<br>return"},
-                      "x": 0.57, "len": 0.9, "thickness": 12},
+            colorbar={"title": {"text": "V^π(s) =<br>expected<br>discounted<br>return"},
+                      "x": self.figure.layout.xaxis.domain[1] + 0.01, "xanchor": "left",
+                      "len": 0.9, "thickness": 12},
             hovertemplate="row %{y}, col %{x} (%{customdata})<br>V^π = %{z:.3f}<extra></extra>"),
             row=1, col=1)
         self._heat = self.figure.data[-1]
+        self._ix = {"heat": len(self.figure.data) - 1}
         self.figure.add_trace(go.Scatter(x=[], y=[], mode="lines", hoverinfo="skip",
                                          line={"color": "white", "width": 2.2}), row=1, col=1)
         self._lines = self.figure.data[-1]
+        self._ix["lines"] = len(self.figure.data) - 1
         self.figure.add_trace(go.Scatter(
             x=[], y=[], mode="markers", marker={"symbol": "triangle-up", "color": "white",
                                                 "line": {"color": "#222", "width": 0.6}},
             hovertemplate="%{hovertext}<extra></extra>"), row=1, col=1)
         self._heads = self.figure.data[-1]
+        self._ix["heads"] = len(self.figure.data) - 1
         self.figure.update_xaxes(title_text="column", showgrid=False, zeroline=False,
-                                 range=[-0.5, self.cols - 0.5], dtick=1, row=1, col=1)
-        self.figure.update_yaxes(title_text="row", autorange="reversed", showgrid=False,
-                                 zeroline=False, dtick=1, scaleanchor="x", row=1, col=1)
+                                 range=[-0.5, self.cols - 0.5], dtick=1, constrain="domain",
+                                 row=1, col=1)
+        self.figure.update_yaxes(title_text="row", range=[self.rows - 0.5, -0.5],
+                                 showgrid=False, zeroline=False, dtick=1, scaleanchor="x",
+                                 constrain="domain", row=1, col=1)
         self._marker = None
         if self.gap is not None:
             self.figure.add_trace(go.Scatter(
@@ -201,8 +214,10 @@ class GridView(widgets.VBox):
                 marker={"size": 13, "color": "#D55E00", "symbol": "circle-open",
                         "line": {"width": 3}}, hoverinfo="skip"), row=1, col=2)
             self._marker = self.figure.data[-1]
+            self._ix["marker"] = len(self.figure.data) - 1
             self.figure.update_yaxes(type="log", exponentformat="power",
-                                     title_text="J(π*) − J(π_t)  (log)", row=1, col=2)
+                                     title_text="J(π*) − J(π_t)  (log)",
+                                     **log_ticks(log_safe(self.gap)), row=1, col=2)
             self.figure.update_xaxes(title_text="iteration t", row=1, col=2)
 
     def _arrows(self, pi: np.ndarray):

@@ -11,8 +11,9 @@ trajectory on the probability simplex. Sliders: η on a log scale; KL / entropy 
 plus the number of iterations.
 
 Latency: the trajectory is recomputed in numpy and pushed to the figure in one
-``batch_update``; ``latencies_ms`` holds the time from each slider change to the figure
-update being sent (a few ms on the bundled problems, see benchmarks/bench_widgets.py).
+``plotly_restyle`` message per group of traces; ``latencies_ms`` holds the time from each
+slider change to the figure update being sent (measured on the bundled problems by
+benchmarks/bench_widgets.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ from plotly.subplots import make_subplots
 import tabular as tb
 
 from ._exact import action_names, check_problem, default_start, pick, truth_label
-from .style import GREEK, METRICS, TRUTH_COLOR, base_layout, color, config_label, log_safe
+from .style import (
+    GREEK,
+    METRICS,
+    TRUTH_COLOR,
+    base_layout,
+    color,
+    config_label,
+    log_safe,
+    restyle,
+)
 
 #: slider kinds by hyperparameter name: (kind, low, high)
 SLIDER_SPECS: dict[str, tuple[str, float, float]] = {
@@ -196,17 +206,19 @@ class Playground(widgets.VBox):
         if self.simplex:
             titles.append("Trajectory on the simplex")
         fig = make_subplots(rows=1, cols=len(specs[0]), specs=specs, subplot_titles=titles,
-                            horizontal_spacing=0.08 if self.simplex else 0.1,
-                            column_widths=[0.34, 0.33, 0.33] if self.simplex else None)
+                            horizontal_spacing=0.09 if self.simplex else 0.1,
+                            column_widths=[0.36, 0.36, 0.28] if self.simplex else None)
         self.figure = go.FigureWidget(fig)
-        self.figure.update_layout(**base_layout(self._figure_title(), height=height))
-        self.figure.update_layout(legend={"y": -0.2, "yanchor": "top"},
-                                  margin={"l": 60, "r": 30, "t": 95, "b": 100})
+        self.figure.update_layout(**base_layout(self._figure_title(), height=height,
+                                                width=1150 if self.simplex else 950))
+        self.figure.update_layout(legend={"y": -0.22, "yanchor": "top"},
+                                  margin={"l": 65, "r": 45, "t": 95, "b": 100})
         self._build_traces()
         self.rerun()
         boxes = [*self.controls.values(), self.steps_slider]
         grid = widgets.GridBox(boxes, layout={"grid_template_columns": "repeat(2, 440px)"})
         super().__init__([grid, self.status, self.figure])
+        self.add_class("mirrorlab-playground")
 
     # --------------------------------------------------------------------- API
     @property
@@ -304,11 +316,15 @@ class Playground(widgets.VBox):
                 marker={"symbol": "star", "size": 15, "color": "#FFD000",
                         "line": {"color": TRUTH_COLOR, "width": 1.5}}), row=1, col=3)
             self._simplex_truth = fig.data[-1]
-            axis = {"min": 0, "tickformat": ".1f", "title": {"font": {"size": 11}}}
+            axis = {"min": 0, "tickformat": ".1f", "title": {"font": {"size": 12}},
+                    "tickfont": {"size": 9}}
+            short = [name.split(",")[0] for name in self.names]
             fig.update_layout(ternary={
-                "sum": 1, "aaxis": {**axis, "title": {"text": f"π({self.names[0]})"}},
-                "baxis": {**axis, "title": {"text": f"π({self.names[1]})"}},
-                "caxis": {**axis, "title": {"text": f"π({self.names[2]})"}}})
+                "sum": 1, "aaxis": {**axis, "title": {"text": f"π({short[0]})"}},
+                "baxis": {**axis, "title": {"text": f"π({short[1]})"}},
+                "caxis": {**axis, "title": {"text": f"π({short[2]})"}}})
+            fig.layout.ternary.domain.y = [0.0, 0.84]  # room for the subplot title above
+        self._index = {id(t): i for i, t in enumerate(fig.data)}
 
     def _draw(self, alg, hist: tb.History):
         steps = hist.steps
@@ -317,37 +333,40 @@ class Playground(widgets.VBox):
         curves = {name: pick(v, hist, event_ndim=0)[:, 0] for name, v in hist.metrics.items()}
         if isinstance(self.problem, tb.PreferenceGame) and "exploitability" not in curves:
             curves["exploitability"] = tb.metrics.exploitability(self.problem, policy)
-        with self.figure.batch_update():
-            if self.is_mdp:
-                value = curves.get("value")
-                self._action_traces[0].update(x=steps, y=value)
-                best = value + curves["gap"] if value is not None and "gap" in curves else None
-                self._truth_traces[0].update(x=steps if best is not None else [],
-                                             y=best if best is not None else [])
-            else:
-                sol = None if solution is None else solution.reshape(-1, policy.shape[-1])[0]
-                for a, trace in enumerate(self._action_traces):
-                    trace.update(x=steps, y=policy[:, a])
-                for a, trace in enumerate(self._truth_traces):
-                    if sol is None:
-                        trace.update(x=[], y=[])
-                    else:
-                        trace.update(x=[steps[0], steps[-1]], y=[sol[a], sol[a]],
-                                     name=f"ground truth: {truth_label(self.problem, hist)}")
-            for name, trace in self._conv_traces.items():
-                y = curves.get(name)
-                if y is None:
-                    trace.update(x=[], y=[], visible=False)
+        updates: dict[int, dict] = {}
+
+        def put(trace, **props):
+            # the same properties on every trace: one message per trace type (style.restyle)
+            props.setdefault("name", trace.name)
+            props.setdefault("visible", True)
+            updates[self._index[id(trace)]] = props
+
+        if self.is_mdp:
+            value = curves.get("value")
+            put(self._action_traces[0], x=steps, y=value)
+            best = value + curves["gap"] if value is not None and "gap" in curves else None
+            put(self._truth_traces[0], x=steps if best is not None else [],
+                y=best if best is not None else [])
+        else:
+            sol = None if solution is None else solution.reshape(-1, policy.shape[-1])[0]
+            label = f"ground truth: {truth_label(self.problem, hist)}"
+            for a, trace in enumerate(self._action_traces):
+                put(trace, x=steps, y=policy[:, a])
+            for a, trace in enumerate(self._truth_traces):
+                if sol is None:
+                    put(trace, x=[], y=[], name="ground truth")
                 else:
-                    trace.update(x=steps, y=log_safe(y), visible=True)
-            if self.simplex:
-                self._simplex_path.update(a=policy[:, 0], b=policy[:, 1], c=policy[:, 2])
-                if solution is not None:
-                    s = solution.reshape(-1, 3)[0]
-                    self._simplex_truth.update(a=[s[0]], b=[s[1]], c=[s[2]])
-                else:
-                    self._simplex_truth.update(a=[], b=[], c=[])
-            self.figure.layout.title.text = self._figure_title(alg)
+                    put(trace, x=[steps[0], steps[-1]], y=[sol[a], sol[a]], name=label)
+        for name, trace in self._conv_traces.items():
+            y = curves.get(name)
+            put(trace, x=steps if y is not None else [],
+                y=log_safe(y) if y is not None else [], visible=y is not None)
+        if self.simplex:
+            put(self._simplex_path, a=policy[:, 0], b=policy[:, 1], c=policy[:, 2])
+            s = None if solution is None else solution.reshape(-1, 3)[0]
+            put(self._simplex_truth, a=[] if s is None else [s[0]],
+                b=[] if s is None else [s[1]], c=[] if s is None else [s[2]])
+        restyle(self.figure, updates, layout={"title.text": self._figure_title(alg)})
 
     def _summary(self, alg, hist, ms: float) -> str:
         parts = [f"ran {int(hist.steps[-1])} iterations in {ms:.1f} ms"]

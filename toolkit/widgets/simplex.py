@@ -113,6 +113,7 @@ class SimplexView(widgets.VBox):
         self.field_dropdown.observe(self._on_field, names="value")
         self._draw_field(self.field_dropdown.value)
         super().__init__([self.field_dropdown, self.figure])
+        self.add_class("mirrorlab-simplex")
 
     # -------------------------------------------------------------------- public API
     @property
@@ -135,8 +136,10 @@ class SimplexView(widgets.VBox):
         axis = {"min": 0, "ticks": "outside", "tickformat": ".1f", "linewidth": 1.5,
                 "gridcolor": "#e6e6e6", "title": {"font": {"size": 13}}}
         kind = "preference game" if isinstance(self.problem, tb.PreferenceGame) else "bandit"
-        title = title or f"Policy trajectories on the probability simplex ({kind}, 3 actions)"
-        lay = base_layout(title, height=height)
+        title = title or (f"Policy trajectories on the probability simplex ({kind}, 3 actions)"
+                          "<br><sup>each corner = always that action, centre = uniform · "
+                          "○ start · ■ end · arrows: direction of one exact update</sup>")
+        lay = base_layout(title, height=height, width=1000)
         lay["ternary"] = {
             "sum": 1,
             "aaxis": {**axis, "title": {"text": f"π({self.names[0]})"}},
@@ -145,7 +148,7 @@ class SimplexView(widgets.VBox):
             "bgcolor": "#fbfbfb",
         }
         lay["legend"] = {"orientation": "v", "x": 1.02, "y": 1.0, "font": {"size": 11}}
-        lay["margin"] = {"l": 70, "r": 30, "t": 90, "b": 60}
+        lay["margin"] = {"l": 70, "r": 30, "t": 110, "b": 60}
         return lay
 
     def _add_truth(self):

@@ -69,7 +69,7 @@ METRICS: dict[str, MetricInfo] = {
     "gap": MetricInfo("Suboptimality", "J(π*) − J(π)  (log scale)", log=True,
                       help="Distance to the ground truth in the algorithm's own objective."),
     # --- entropy and KLs
-    "entropy": MetricInfo("Entropy", "H(π) in nats (log #actions = uniform)",
+    "entropy": MetricInfo("Entropy", "H(π) in nats (max = log #actions)",
                           help="H(π) = −Σ π log π. Collapsing to 0 = deterministic policy."),
     "kl": MetricInfo("KL to reference", "KL(π‖π_ref) in nats", help=_KL_HELP),
     "kl_ref": MetricInfo("KL to reference", "KL(π‖π_ref) in nats",
@@ -233,6 +233,18 @@ def log_safe(y) -> np.ndarray:
     return np.where(np.isnan(y), np.nan, np.maximum(y, LOG_FLOOR))
 
 
+def log_ticks(*arrays) -> dict:
+    """Tick settings for a log axis showing ``arrays``: labels at 1-2-5 steps when the data span
+    less than 3 decades (plotly's default then labels every digit 2…9, unreadable), else
+    plotly's decade ticks."""
+    values = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays]) \
+        if arrays else np.empty(0)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and np.log10(values.max() / values.min()) < 3:
+        return {"dtick": "D2"}
+    return {}
+
+
 # ----------------------------------------------------------------------------- throttling
 
 
@@ -256,12 +268,49 @@ class Throttle:
         self._last = -math.inf
 
 
-def base_layout(title: str | None = None, height: int = 420, **extra) -> dict:
-    """The layout every widget starts from: white template, readable font, legend on top."""
+def restyle(fig, updates: dict[int, dict], layout: dict | None = None) -> None:
+    """Update several traces (and the layout) of a FigureWidget in few messages.
+
+    ``updates`` maps trace index → {property: value}; ``layout`` is a relayout dict. Traces
+    that set exactly the same properties share one ``plotly_update`` message (one re-render
+    in the browser); the layout rides with the first message.
+
+    Never leave holes: a message that sets a property on some of its traces and leaves it
+    "undefined" on others corrupted the others in the browser (tests/browser caught it):
+    plotly.js reset their ``name`` to "trace N", and a bar trace lost its category ``x``.
+    Callers that want one message give every trace the same property set.
+    """
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for index, props in updates.items():
+        groups.setdefault(tuple(sorted(props)), []).append(index)
+    layout = dict(layout or {})
+    if not groups and layout:
+        fig.plotly_relayout(layout)
+    for keys, indices in groups.items():
+        data = {k: [contiguous(updates[i][k]) for i in indices] for k in keys}
+        fig.plotly_update(restyle_data=data, relayout_data=layout, trace_indexes=indices)
+        layout = {}
+
+
+def contiguous(value):
+    """Arrays for ``plotly_restyle`` must be C-contiguous: the widget sends 1-d float arrays
+    as raw buffers, and a strided view (a column ``policy[:, a]``) fails to serialise."""
+    if isinstance(value, np.ndarray):
+        return np.ascontiguousarray(value)
+    return value
+
+
+def base_layout(title: str | None = None, height: int = 420, width: int | None = None,
+                **extra) -> dict:
+    """The layout every widget starts from: white template, readable font, legend on top.
+
+    ``width``: the FigureWidget does not follow the notebook's width by itself (it opens at
+    700 px), so multi-panel widgets pass the width their panels need."""
     layout = {
         "template": TEMPLATE,
         "font": FONT,
         "height": height,
+        "width": width,
         "margin": {"l": 60, "r": 20, "t": 70 if title else 40, "b": 50},
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left",
                    "x": 0.0, "font": {"size": 11}},
