@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import root
-from scipy.special import expit, logsumexp, softmax
+from scipy.special import expit, log_softmax, logsumexp, softmax
 
 from tabular.problems import PreferenceGame
 from tabular.solve.games import duality_gap, exploitability, nash, regularized_nash
@@ -74,8 +74,9 @@ def independent_regularized_nash(P, ref, tau):
 
 def regularized_gap_via_br(P, p, ref, tau):
     """2τ·KL(p‖BR_τ(p)): the closed form of the regularised gap when P + Pᵀ = 1."""
-    br = best_response(P, p, ref, tau)
-    return 2.0 * tau * np.sum(np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - np.log(br)),
+    # log BR directly (log-softmax): BR can underflow to 0 for tiny τ while p(y) > 0
+    log_br = log_softmax(np.log(ref) + win_rates(P, p) / np.asarray(tau)[..., None], axis=-1)
+    return 2.0 * tau * np.sum(np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - log_br),
                                        0.0), axis=-1)
 
 
