@@ -3,15 +3,15 @@
     model = tiny_model("1m", vocab_size=len(tokenizer), seed=0)             # Llama-style
     model = tiny_model("5m", arch="gpt2", tokenizer=tokenizer)              # GPT-2
 
-Named sizes (parameter counts with the default 89-token character vocabulary, tied
+Named sizes (parameter counts with the default 87-token character vocabulary, tied
 input/output embeddings, Llama / GPT-2):
 
     name   d_model  layers  heads  d_ff   Llama    GPT-2
-    0.5m     128      2       4    512    0.54M    0.42M
-    1m       128      4       4    448    0.96M    0.83M
-    2m       192      4       6    640    2.0M     1.8M
-    5m       256      6       8    704    4.8M     4.8M
-    10m      320      8      10    896    10.2M    9.9M
+    0.5m     128      2       4    512    0.54M    0.44M
+    1m       128      4       4    448    0.96M    0.84M
+    2m       192      4       6    640    2.08M    1.85M
+    5m       256      6       8    704    4.84M    4.83M
+    10m      320      8      10    896    10.19M   9.97M
 
 GPT-2 uses d_ff = 4·d_model (its usual ratio), so its counts differ a little. Every model is
 float32 with dropout 0 (so a forward pass is deterministic and on-policy ratios are exactly 1),

@@ -11,7 +11,8 @@ a ``Fuse`` decoder) wrapped in ``transformers.PreTrainedTokenizerFast``, so it s
 
 Ids: 0 = ``<pad>``, 1 = ``<bos>``, 2 = ``<eos>``, 3 = ``<unk>``, then the characters in order.
 A character outside the vocabulary encodes as ``<unk>``; ``check_text`` turns that into a
-``ValueError`` naming the characters.
+``ValueError`` naming the characters. Text is always read character by character
+(``split_special_tokens=True``): typing "<eos>" gives five characters, never the EOS token.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def char_tokenizer(chars: str = DEFAULT_CHARS):
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK,
-        padding_side="left", model_input_names=["input_ids", "attention_mask"],
+        padding_side="left", split_special_tokens=True,
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 

@@ -20,7 +20,9 @@ import torch
 from ..rollouts import Rollouts
 from .tabular import MAX_ENUMERATED_ROWS, TabularPolicy, TabularValueHead
 
-__all__ = ["MAX_ENUMERATED_ROWS", "TabularPolicy", "TabularValueHead", "ValueHead"]
+__all__ = [
+    "MAX_ENUMERATED_ROWS", "LMPolicy", "TabularPolicy", "TabularValueHead", "ValueHead", "lora_config",
+]
 
 
 @runtime_checkable
@@ -40,6 +42,6 @@ class ValueHead(Protocol):
 
 
 def __getattr__(name):
-    if name == "LMPolicy":
-        return importlib.import_module(f"{__name__}.lm").LMPolicy
+    if name in ("LMPolicy", "lora_config"):
+        return getattr(importlib.import_module(f"{__name__}.lm"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -376,7 +376,7 @@ class LMPolicy:
                 raise TypeError(f"completions must be strings, got {type(c).__name__}")
             check_text(self.tokenizer, c, what="completion")
         ids, mask = self._left_pad(self._encode_prompts(prompts))
-        rows = [r + [self.eos_token_id] for r in
+        rows = [[*r, self.eos_token_id] for r in
                 self.tokenizer(list(completions), add_special_tokens=False)["input_ids"]]
         T = max(len(r) for r in rows)
         self._check_length(ids.shape[1], T)
