@@ -21,7 +21,8 @@ from ..rollouts import Rollouts
 from .tabular import MAX_ENUMERATED_ROWS, TabularPolicy, TabularValueHead
 
 __all__ = [
-    "MAX_ENUMERATED_ROWS", "LMPolicy", "TabularPolicy", "TabularValueHead", "ValueHead", "lora_config",
+    "MAX_ENUMERATED_ROWS", "LMPolicy", "TabularPolicy", "TabularValueHead", "ValueHead",
+    "lora_config",
 ]
 
 
