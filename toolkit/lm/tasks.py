@@ -171,17 +171,27 @@ class AdditionTask(TextTask):
         return f"AdditionTask(digits={self.digits})"
 
 
-class ReverseTask(TextTask):
+class _LengthRangeTask(TextTask):
+    """A task whose prompts carry a string of length in [min_len, max_len]."""
+
+    def __init__(self, min_len: int, max_len: int):
+        self.min_len = _check_n(min_len, "min_len")
+        self.max_len = _check_n(max_len, "max_len")
+        if self.max_len < self.min_len:
+            raise ValueError(f"max_len ({max_len}) must be >= min_len ({min_len})")
+        self.max_new_tokens = self.max_len + 2  # the answer, EOS, and one spare
+
+    def __repr__(self):
+        return f"{type(self).__name__}(min_len={self.min_len}, max_len={self.max_len})"
+
+
+class ReverseTask(_LengthRangeTask):
     """Reverse a lowercase string: ``"rev:abcde="`` → ``"edcba"`` (length in [min_len, max_len])."""
 
     name = "reverse"
 
     def __init__(self, min_len: int = 3, max_len: int = 7):
-        self.min_len = _check_n(min_len, "min_len")
-        self.max_len = _check_n(max_len, "max_len")
-        if self.max_len < self.min_len:
-            raise ValueError(f"max_len ({max_len}) must be >= min_len ({min_len})")
-        self.max_new_tokens = self.max_len + 2
+        super().__init__(min_len, max_len)
 
     def _random_prompt(self, rng):
         k = int(rng.integers(self.min_len, self.max_len + 1))
@@ -194,21 +204,14 @@ class ReverseTask(TextTask):
             raise ValueError(f"not a reverse prompt: {prompt!r}")
         return [m.group(1)[::-1]]
 
-    def __repr__(self):
-        return f"ReverseTask(min_len={self.min_len}, max_len={self.max_len})"
 
-
-class SortDigitsTask(TextTask):
+class SortDigitsTask(_LengthRangeTask):
     """Sort digits ascending: ``"sort:5831="`` → ``"1358"`` (length in [min_len, max_len])."""
 
     name = "sort"
 
     def __init__(self, min_len: int = 3, max_len: int = 8):
-        self.min_len = _check_n(min_len, "min_len")
-        self.max_len = _check_n(max_len, "max_len")
-        if self.max_len < self.min_len:
-            raise ValueError(f"max_len ({max_len}) must be >= min_len ({min_len})")
-        self.max_new_tokens = self.max_len + 2
+        super().__init__(min_len, max_len)
 
     def _random_prompt(self, rng):
         k = int(rng.integers(self.min_len, self.max_len + 1))
@@ -219,9 +222,6 @@ class SortDigitsTask(TextTask):
         if m is None:
             raise ValueError(f"not a sort prompt: {prompt!r}")
         return ["".join(sorted(m.group(1)))]
-
-    def __repr__(self):
-        return f"SortDigitsTask(min_len={self.min_len}, max_len={self.max_len})"
 
 
 class MultipleTask(TextTask):
