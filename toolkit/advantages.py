@@ -375,7 +375,8 @@ def group_stats(rewards: Tensor, group_size: int) -> dict[str, Tensor]:
 # ---------------------------------------------------------------------------------------------
 
 
-def batch_normalized(adv: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+def batch_normalized(adv: Tensor, mask: Tensor | None = None, eps: float = 1e-8,
+                     weights: Tensor | None = None) -> Tensor:
     """REINFORCE++ global advantage normalisation over all valid tokens of the batch.
 
         Â_t = (A_t − μ) / (σ + eps),   μ, σ = mean and population std over valid tokens
@@ -387,6 +388,9 @@ def batch_normalized(adv: Tensor, mask: Tensor | None = None, eps: float = 1e-8)
       adv: [B] (then mask must be None: the statistics are over sequences) or [B, T].
       mask: [B, T] or None (all tokens valid).
       eps: ≥ 0, added to σ.
+      weights: [B] per-sequence weights or None. Exact mode: every valid token of row b counts
+        with weight w_b, so μ and σ are the population statistics of the enumerated batch;
+        None (or equal weights) is the plain masked mean and std above.
 
     Returns:
       Tensor shaped like ``adv`` (detached), 0 on padding.
@@ -403,9 +407,22 @@ def batch_normalized(adv: Tensor, mask: Tensor | None = None, eps: float = 1e-8)
     if not bool(torch.isfinite(a[valid]).all()):
         raise ValueError("adv must be finite on valid tokens")
     a = a.detach()
-    vals = a[valid]
-    mean = vals.mean()
-    std = (vals - mean).square().mean().sqrt()
+    if weights is None:
+        token_w = valid.to(a.dtype)
+    else:
+        w = _check_tensor("weights", weights)
+        if w.shape != a.shape[:1]:
+            raise ValueError(f"weights must have shape [B] = ({a.shape[0]},), "
+                             f"got {tuple(w.shape)}")
+        if bool((w < 0).any()):
+            raise ValueError("weights must be >= 0")
+        token_w = (w[:, None] if a.dim() == 2 else w).to(a.dtype) * valid
+    total = token_w.sum()
+    if not bool(total > 0):
+        raise ValueError("weights must put positive mass on some valid token")
+    centred = torch.where(valid, a, a.new_zeros(()))
+    mean = (token_w * centred).sum() / total
+    std = (token_w * (centred - mean).square()).sum().div(total).sqrt()
     out = (a - mean) / (std + eps)
     return torch.where(valid, out, a.new_zeros(()))
 

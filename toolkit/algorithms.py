@@ -483,13 +483,8 @@ class ReinforcePP(Algorithm):
         mask = rollouts.completion_mask
         token_rewards = A.kl_in_reward(r, rollouts.logprobs, ref_logp, mask, self.beta, self.kl)
         returns = A.returns_to_go(token_rewards, mask, self.gamma)
-        if rollouts.weights is None:
-            adv = A.batch_normalized(returns, mask)
-        else:  # exact mode: the population mean and std (weighted by token)
-            w = rollouts.weights[:, None] * mask
-            mean = (w * returns).sum() / w.sum()
-            std = ((w * (returns - mean).square()).sum() / w.sum()).sqrt()
-            adv = torch.where(mask != 0, (returns - mean) / (std + 1e-8), returns.new_zeros(()))
+        # exact mode: the population statistics of the enumerated batch (weighted by token)
+        adv = A.batch_normalized(returns, mask, weights=rollouts.weights)
         return rollouts.with_extras(rewards=rewards, advantages=adv, ref_logprobs=ref_logp)
 
     def loss(self, policy, batch, ctx):

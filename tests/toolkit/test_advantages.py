@@ -215,6 +215,22 @@ def test_batch_normalized_by_hand():
         A.batch_normalized(adv, torch.zeros(2, 3, dtype=F64))
 
 
+def test_batch_normalized_with_exact_mode_weights_by_hand():
+    adv = t([[1.0, 3.0, 99.0], [5.0, 99.0, 99.0]])
+    mask = t([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    # row weights 0.25, 0.75: token weights 0.25, 0.25, 0.75 (total 1.25) on values 1, 3, 5
+    # mean = (0.25 + 0.75 + 3.75)/1.25 = 3.8; var = (0.25·7.84 + 0.25·0.64 + 0.75·1.44)/1.25 = 2.56
+    out = A.batch_normalized(adv, mask, eps=0.0, weights=t([0.25, 0.75]))
+    close(out, [[(1 - 3.8) / 1.6, (3 - 3.8) / 1.6, 0.0], [(5 - 3.8) / 1.6, 0.0, 0.0]])
+    # equal weights reproduce the unweighted statistics
+    close(A.batch_normalized(adv, mask, eps=0.0, weights=t([0.5, 0.5])),
+          A.batch_normalized(adv, mask, eps=0.0))
+    with pytest.raises(ValueError, match="weights"):
+        A.batch_normalized(adv, mask, weights=t([0.5, 0.5, 0.0]))
+    with pytest.raises(ValueError, match="weights"):
+        A.batch_normalized(adv, mask, weights=t([-0.5, 1.5]))
+
+
 def test_kl_in_reward_by_hand():
     logp = t([[math.log(0.5), math.log(0.5), 0.0], [math.log(0.25)] + [math.log(0.5)] * 2])
     ref = t([[math.log(0.25), math.log(0.5), 0.0], [math.log(0.5)] * 3])
