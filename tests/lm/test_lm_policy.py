@@ -36,8 +36,10 @@ def _perturb_lora(policy, seed=0):
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_sampling_logprobs_equal_a_fresh_forward(tok, arch, temperature):
+@pytest.mark.parametrize("exact_logprobs", [False, True], ids=["decoder", "exact"])
+def test_sampling_logprobs_equal_a_fresh_forward(tok, arch, temperature, exact_logprobs):
     policy = _policy(tok, arch)
+    policy.exact_logprobs = exact_logprobs
     assert isinstance(policy, Policy)
     g = torch.Generator().manual_seed(1)
     r = policy.sample(PROMPTS, 4, max_new_tokens=12, temperature=temperature, generator=g)
@@ -45,12 +47,17 @@ def test_sampling_logprobs_equal_a_fresh_forward(tok, arch, temperature):
     assert r.completion_ids.shape[0] == B and r.prompts == [p for p in PROMPTS for _ in range(4)]
     fresh = policy.logprobs(r)
     assert fresh.requires_grad
-    assert (fresh.detach() - r.logprobs).abs().max().item() <= 1e-5
-    # on-policy: ratios are exactly 1 up to float rounding, nothing clips
     adv = torch.randn(B)
     _, diag = objectives.grpo(fresh, r.logprobs, adv, r.completion_mask)
     assert diag["clip_ratio/region_mean"].item() == 0.0
-    assert abs(diag["ratio/max"].item() - 1.0) < 1e-4
+    if exact_logprobs:
+        # μ's log-probs come from the training forward itself: on-policy ρ = 1 exactly
+        assert torch.equal(fresh.detach(), r.logprobs)
+        assert diag["ratio/min"].item() == 1.0 == diag["ratio/max"].item()
+    else:
+        # the decoder's own log-probs: equal to the training forward up to float32 rounding
+        assert (fresh.detach() - r.logprobs).abs().max().item() <= 1e-5
+        assert abs(diag["ratio/max"].item() - 1.0) < 1e-4
 
 
 @pytest.fixture(scope="module")

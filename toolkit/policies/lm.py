@@ -14,10 +14,12 @@ cannot tell the two apart:
 model's logits; ``logprobs``, ``ref_logprobs`` and ``entropy`` use the temperature the rollouts
 were sampled with (``rollouts.extras["temperature"]``), the reference at the same T.
 ``sample`` records log μ of the distribution it actually sampled from: μ = π_T when
-``top_p = 1`` — then ``rollouts.logprobs`` equals a fresh ``logprobs(rollouts)`` to float
-rounding (tested to 1e-5) and on-policy ratios are exactly 1. With ``top_p < 1``, μ is π_T
-restricted to its top-p nucleus and renormalised: a different behaviour policy, so the ratio
-π_T/μ (= the nucleus mass on sampled tokens) is what an off-policy loss should correct for.
+``top_p = 1`` — then ``rollouts.logprobs`` is computed by the same forward pass as
+``logprobs(rollouts)`` (``exact_logprobs=True``, the default), so on-policy ratios are exactly 1;
+the decoder's own log-probabilities agree with it to float32 rounding (tested to 1e-5).
+With ``top_p < 1``, μ is π_T restricted to its top-p nucleus and renormalised: a different
+behaviour policy, so the ratio π_T/μ (= the nucleus mass on sampled tokens) is what an
+off-policy loss should correct for.
 With ``mixture_coef = λ`` (Nash-MD) μ ∝ π_T^(1−λ)·π_ref,T^λ. Greedy rows record log π_T of the
 argmax token.
 
@@ -106,10 +108,16 @@ class LMPolicy:
         format_prompt: maps a task prompt (str) to the text the model sees, e.g. a chat
             template for an instruct model; default identity.
         lean: use the lean decoder when the architecture allows (default True).
+        exact_logprobs: when sampling from π_T itself (top_p = 1, not greedy, no mixture),
+            record log μ with the same forward pass ``logprobs`` uses, so that on-policy
+            ratios are exactly 1 rather than 1 up to float32 rounding between the decoder and
+            the training forward (≈ 1e-5). Costs one forward pass per ``sample``; False keeps
+            the decoder's own log-probabilities (default True).
     """
 
     def __init__(self, model, tokenizer, lora=None, *,
-                 format_prompt: Callable[[str], str] | None = None, lean: bool = True):
+                 format_prompt: Callable[[str], str] | None = None, lean: bool = True,
+                 exact_logprobs: bool = True):
         if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
             raise TypeError(f"model must be a transformers causal LM, got {type(model).__name__}")
         if tokenizer is None or not callable(tokenizer):
@@ -122,6 +130,7 @@ class LMPolicy:
         self.pad_token_id = int(self.eos_token_id if pad is None else pad)
         self.format_prompt = format_prompt
         self.lean = bool(lean)
+        self.exact_logprobs = bool(exact_logprobs)
         is_peft = hasattr(model, "disable_adapter") and hasattr(model, "get_base_model")
         if lora is not None and is_peft:
             raise ValueError("model is already a peft model: pass lora=None to use its adapter")
@@ -270,10 +279,16 @@ class LMPolicy:
         extras = {"temperature": temperature, "top_p": top_p, "greedy": bool(greedy)}
         if ref is not None:
             extras["mixture_coef"] = ref[2]
-        return Rollouts(prompts=rows, prompt_ids=ids, prompt_mask=mask, completion_ids=comp,
-                        completion_mask=comp_mask, logprobs=logp, group_size=group_size,
-                        version=self.version, texts=self.decode_completions(comp, comp_mask),
-                        extras=extras)
+        rollouts = Rollouts(prompts=rows, prompt_ids=ids, prompt_mask=mask, completion_ids=comp,
+                            completion_mask=comp_mask, logprobs=logp, group_size=group_size,
+                            version=self.version,
+                            texts=self.decode_completions(comp, comp_mask), extras=extras)
+        if self.exact_logprobs and top_p == 1.0 and not greedy and ref is None:
+            # μ = π_T here: take its log-probs from the training forward itself, so a fresh
+            # ``logprobs(rollouts)`` reproduces them bit for bit and on-policy ρ = 1 exactly.
+            with torch.no_grad():
+                rollouts.logprobs = self.logprobs(rollouts).detach()
+        return rollouts
 
     def _check_rollouts(self, rollouts) -> None:
         if not isinstance(rollouts, Rollouts):
