@@ -23,7 +23,7 @@ from scipy.special import log_softmax
 
 from .._checks import as_float_array, check_distribution
 from ..metrics import entropy, kl_logits
-from ..problems import Bandit, FiniteMDP, PreferenceGame
+from ..problems import Bandit, FiniteMDP
 
 
 def normalize_log(logits: np.ndarray) -> np.ndarray:
@@ -120,11 +120,4 @@ def _state_mean(x: np.ndarray, problem) -> np.ndarray:
     return x.mean(axis=-1) if isinstance(problem, FiniteMDP) else x
 
 
-__all__ = [
-    "Bandit",
-    "ExactAlgorithm",
-    "FiniteMDP",
-    "PreferenceGame",
-    "log_of_distribution",
-    "normalize_log",
-]
+__all__ = ["ExactAlgorithm", "log_of_distribution", "normalize_log"]
