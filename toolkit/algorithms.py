@@ -25,6 +25,7 @@ small-batch steps. Every other recipe's exact step is exactly the expected sampl
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 import inspect
@@ -273,7 +274,7 @@ def _seq_logp(logp: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask != 0, logp, logp.new_zeros(())).sum(dim=1)
 
 
-class Algorithm:
+class Algorithm(abc.ABC):
     """Base class of the recipes (frozen dataclasses). See the module docstring."""
 
     name: ClassVar[str] = "algorithm"
@@ -302,11 +303,13 @@ class Algorithm:
         """Extra trainable modules (PPO's value head); trained and saved with the policy."""
         return {}
 
-    def collect(self, ctx: Context) -> Rollouts:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def collect(self, ctx: Context) -> Rollouts:
+        """No grad: sample, score, and attach advantages (and anything else) as extras."""
 
+    @abc.abstractmethod
     def loss(self, policy, batch: Rollouts, ctx: Context) -> tuple[Tensor, dict]:
-        raise NotImplementedError  # pragma: no cover - interface
+        """With grad, on the current policy: ``(loss, diagnostics)`` from one objective."""
 
     def config(self) -> dict:
         """Name and hyperparameters (JSON-friendly): for checkpoints and legends."""

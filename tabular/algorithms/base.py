@@ -15,6 +15,7 @@ policy without any reshaping.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import ClassVar
 
@@ -41,7 +42,7 @@ def log_of_distribution(p, name: str) -> np.ndarray:
     return np.log(arr)
 
 
-class ExactAlgorithm:
+class ExactAlgorithm(abc.ABC):
     """Base class. Subclasses are frozen dataclasses; see the module docstring."""
 
     SWEEP: ClassVar[tuple[str, ...]] = ()
@@ -75,8 +76,9 @@ class ExactAlgorithm:
     def init(self, problem, logp0: np.ndarray) -> dict:
         return {"logp": logp0}
 
-    def step(self, problem, state: dict, t: int) -> dict:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def step(self, problem, state: dict, t: int) -> dict:
+        """One exact update: the next state (at least ``"logp"``) from ``state`` at step t."""
 
     def solution(self, problem) -> np.ndarray | None:
         """The ground truth this update should reach (None when there is no single one)."""

@@ -65,7 +65,8 @@ def _weight(module, adapters: bool) -> tuple[Tensor, Tensor | None]:
     weight = base.weight
     if getattr(module, "merged", False):
         if not adapters:
-            raise NotImplementedError("adapter weights are merged into the base layer")
+            raise RuntimeError("cannot run the model without its LoRA adapter: the adapter is "
+                               "merged into the base weights (unmerge it first)")
         return weight, base.bias
     if adapters and not getattr(module, "disable_adapters", False):
         for name in module.active_adapters:

@@ -26,6 +26,7 @@ compared as decoded, without stripping whitespace.
 
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 import re
@@ -69,7 +70,7 @@ def _texts(rollouts: Rollouts) -> list[str]:
     return rollouts.texts
 
 
-class TextTask:
+class TextTask(abc.ABC):
     """Base class: a prompt space, an exact checker and the held-out split.
 
     Subclasses define ``name``, ``max_new_tokens``, ``_random_prompt(rng)``,
@@ -80,8 +81,9 @@ class TextTask:
     max_new_tokens = 8
 
     # -- the prompt space --------------------------------------------------------------------
+    @abc.abstractmethod
     def _random_prompt(self, rng: np.random.Generator) -> str:
-        raise NotImplementedError
+        """One prompt drawn from the whole prompt space (both splits)."""
 
     def is_heldout(self, prompt: str) -> bool:
         return zlib.crc32(f"{self.name}:{prompt}".encode()) % HELDOUT_MODULUS == 0
@@ -117,8 +119,9 @@ class TextTask:
         return list(seen)
 
     # -- scoring -----------------------------------------------------------------------------
+    @abc.abstractmethod
     def answers(self, prompt: str) -> list[str]:
-        raise NotImplementedError
+        """Every correct completion of ``prompt`` (what ``score`` checks against)."""
 
     def score(self, prompt: str, completion: str) -> float:
         """1.0 if ``completion`` is a correct answer to ``prompt``, else 0.0."""
