@@ -14,7 +14,7 @@ import numpy as np
 
 from ..metrics import kl_logits
 from ..problems import Bandit
-from ..solve.bandit import kl_regularized
+from ..solve.bandit import kl_regularized, kl_regularized_value
 from .base import ExactAlgorithm, log_of_distribution, normalize_log
 
 
@@ -52,11 +52,14 @@ class _BanditAlgorithm(ExactAlgorithm):
         beta = self._regularizer()
         b = beta[..., 0] if beta.ndim else beta
         out = {"reward": reward, "regret": regret}
-        if solution is not None and np.any(b > 0):
-            # J(π) = E_π r − β KL(π‖ref) ⇒ J(π*) − J(π) = β·KL(π‖π*)  (exact identity)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                reg_gap = b * kl_logits(logp, np.log(solution))
-            out["gap"] = np.where(b > 0, reg_gap, regret)
+        if np.any(b > 0):
+            # J(π) = E_π r − β·KL(π‖ref); gap = J(π*) − J(π) (= β·KL(π‖π*)), computed as a
+            # difference of values because π* underflows to exact zeros for tiny β.
+            safe_b = np.where(b > 0, b, 1.0)
+            ref = np.exp(self._log_ref(problem.n_actions))
+            best = kl_regularized_value(problem, ref=ref, beta=safe_b)
+            value = reward - b * kl_logits(logp, np.log(ref))
+            out["gap"] = np.where(b > 0, np.maximum(best - value, 0.0), regret)
         else:
             out["gap"] = regret
         return out

@@ -227,3 +227,21 @@ def test_runner_rejects_sweeps_that_do_not_broadcast_and_wrong_problems():
     with pytest.raises(ValueError, match="ref"):
         tb.run(tb.MirrorDescent(eta=1.0, beta=0.1, ref=[0.5, 0.5, 0.0]), tb.Bandit([1, 0, 0.5]),
                steps=1)
+
+
+def test_regularised_value_matches_the_closed_form_and_survives_subnormal_beta():
+    rng = np.random.default_rng(5)
+    bandit = tb.Bandit(rng.normal(size=(4, 6)))
+    ref = rng.dirichlet(np.ones(6))
+    beta = 0.3
+    pi = closed_form_optimum(bandit.rewards, ref, beta)
+    by_hand = np.sum(pi * bandit.rewards, -1) - beta * kl(pi, ref)   # J(π*) from its definition
+    np.testing.assert_allclose(tb.solve.bandit.kl_regularized_value(bandit, ref, beta), by_hand,
+                               rtol=1e-12)
+    # β = 5e-324 (found by hypothesis): r/β overflows; π* must still be the greedy arm and the
+    # gap of the uniform policy must be its regret, not NaN
+    tiny = 5e-324
+    greedy = tb.solve.kl_regularized(tb.Bandit([1.0, 0.0]), beta=tiny)
+    np.testing.assert_array_equal(greedy, [1.0, 0.0])
+    hist = tb.run(tb.MirrorDescent(eta=1.0, beta=tiny), tb.Bandit([1.0, 0.0]), steps=1)
+    np.testing.assert_allclose(hist.metrics["gap"][0, 0], 0.5, rtol=1e-12)
