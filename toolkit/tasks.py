@@ -18,27 +18,18 @@ restores it); with ``rng=None`` they return expected values. Exact mode scores w
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 from torch import Tensor
 
 import tabular as tb
+from tabular._checks import check_int
 
 from .rollouts import Rollouts
 
 __all__ = ["BanditTask", "ContextualBanditTask", "PreferencePairs", "PreferenceTask"]
 
 NOISES = ("gaussian", "bernoulli")
-
-
-def _check_n(n, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"{name} must be >= 1, got {n}")
-    return int(n)
 
 
 def _check_rng(rng) -> np.random.Generator | None:
@@ -117,7 +108,7 @@ class ContextualBanditTask:
 
     def prompts(self, n: int, rng: np.random.Generator, split: str = "train") -> list[int]:
         """n context indices drawn i.i.d. from ``context_probs`` (the split is irrelevant)."""
-        n = _check_n(n)
+        n = check_int(n, "n", minimum=1)
         if self.n_contexts == 1:
             return [0] * n
         if not isinstance(rng, np.random.Generator):
@@ -187,7 +178,7 @@ class PreferenceTask:
         return self.game.n_actions
 
     def prompts(self, n: int, rng: np.random.Generator, split: str = "train") -> list[int]:
-        return [0] * _check_n(n)
+        return [0] * check_int(n, "n", minimum=1)
 
     def preference(self, first: Rollouts, second: Rollouts,
                    rng: np.random.Generator | None = None) -> Tensor:
@@ -248,7 +239,7 @@ class PreferencePairs:
         one Bernoulli(P[a, b]) draw each: the offline dataset of the DPO coverage experiment."""
         if not isinstance(game, tb.PreferenceGame):
             game = tb.PreferenceGame(np.asarray(game, dtype=np.float64))
-        n_pairs = _check_n(n_pairs, "n_pairs")
+        n_pairs = check_int(n_pairs, "n_pairs", minimum=1)
         support = np.arange(game.n_actions) if support is None else np.asarray(support)
         if support.ndim != 1 or len(support) < 2 or len(np.unique(support)) != len(support):
             raise ValueError("support must list at least two distinct actions")
@@ -265,7 +256,7 @@ class PreferencePairs:
         return cls(chosen, rejected)
 
     def prompts(self, n: int, rng: np.random.Generator, split: str = "train") -> list[int]:
-        n = _check_n(n)
+        n = check_int(n, "n", minimum=1)
         idx = rng.integers(0, len(self), size=n)
         return [self.prompt_list[i] for i in idx]
 
@@ -274,7 +265,7 @@ class PreferencePairs:
         if n is None:
             idx = np.arange(len(self))
         else:
-            n = _check_n(n)
+            n = check_int(n, "n", minimum=1)
             if not isinstance(rng, np.random.Generator):
                 raise TypeError("pairs(n, rng) needs a numpy Generator to draw rows")
             idx = rng.integers(0, len(self), size=n)

@@ -50,6 +50,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tabular._checks import check_int
+
 from .algorithms import Algorithm, Context
 from .history import History, ProgressBar
 from .rollouts import Rollouts
@@ -66,14 +68,6 @@ CORE_METRICS = (
 )
 N_SAMPLES_SHOWN = 8
 HISTOGRAM_BINS = 21
-
-
-def _int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 class NonFiniteError(RuntimeError):
@@ -122,11 +116,11 @@ class Trainer:
         if not isinstance(algorithm, Algorithm):
             raise TypeError(f"algorithm must be a recipe from toolkit.algorithms (e.g. GRPO()), "
                             f"got {type(algorithm).__name__}")
-        self.group_size = _int(group_size, "group_size", 1)
-        self.prompts_per_step = _int(prompts_per_step, "prompts_per_step", 1)
-        self.staleness = _int(staleness, "staleness", 0)
-        self.epochs_per_batch = _int(epochs_per_batch, "epochs_per_batch", 1)
-        self.seed = _int(seed, "seed", 0)
+        self.group_size = check_int(group_size, "group_size", minimum=1)
+        self.prompts_per_step = check_int(prompts_per_step, "prompts_per_step", minimum=1)
+        self.staleness = check_int(staleness, "staleness", minimum=0)
+        self.epochs_per_batch = check_int(epochs_per_batch, "epochs_per_batch", minimum=1)
+        self.seed = check_int(seed, "seed", minimum=0)
         if not isinstance(exact, bool):
             raise TypeError(f"exact must be a bool, got {type(exact).__name__}")
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0 \
@@ -149,7 +143,8 @@ class Trainer:
         self.track_kl = bool(track_kl)
         self.sample_kwargs = dict(sample_kwargs or {})
         if max_new_tokens is not None:
-            self.sample_kwargs["max_new_tokens"] = _int(max_new_tokens, "max_new_tokens", 1)
+            self.sample_kwargs["max_new_tokens"] = check_int(max_new_tokens, "max_new_tokens",
+                                                             minimum=1)
         self.modules: dict[str, torch.nn.Module] = dict(algorithm.make_modules(policy))
         self.optimizer = self._build_optimizer(optimizer)
         self.history = History() if history is None else history
@@ -220,7 +215,7 @@ class Trainer:
         non-finite loss / gradient; ``stop_reason`` is then "interrupted", "stopped" or
         "non-finite …" (None when every step ran).
         """
-        steps = _int(steps, "steps", 0)
+        steps = check_int(steps, "steps", minimum=0)
         # A second train() while one runs (a cell executed while a Dashboard's Start thread
         # trains) would interleave optimizer steps on one policy: refuse it.
         if self._training:

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tabular._checks import check_int
+
 from ..rollouts import Rollouts
 
 __all__ = ["TASKS", "AdditionTask", "CyclicPreferenceTask", "MultipleTask", "ReverseTask",
@@ -44,14 +46,6 @@ __all__ = ["TASKS", "AdditionTask", "CyclicPreferenceTask", "MultipleTask", "Rev
 SPLITS = ("train", "heldout")
 HELDOUT_MODULUS = 5  # 1 prompt in 5 is held out
 HELDOUT_STREAM_SEED = 20240
-
-
-def _check_n(n, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"{name} must be >= 1, got {n}")
-    return int(n)
 
 
 def _check_rng(rng) -> np.random.Generator:
@@ -90,7 +84,7 @@ class TextTask(abc.ABC):
 
     def prompts(self, n: int, rng: np.random.Generator, split: str = "train") -> list[str]:
         """n prompts drawn uniformly (with repeats) from the ``split`` part of the space."""
-        n = _check_n(n)
+        n = check_int(n, "n", minimum=1)
         rng = _check_rng(rng)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
@@ -104,7 +98,7 @@ class TextTask(abc.ABC):
 
     def heldout_prompts(self, n: int) -> list[str]:
         """The first n distinct held-out prompts of a fixed stream: the evaluation set."""
-        n = _check_n(n)
+        n = check_int(n, "n", minimum=1)
         rng = np.random.default_rng(HELDOUT_STREAM_SEED)
         seen: dict[str, None] = {}
         tries = 0
@@ -157,7 +151,7 @@ class AdditionTask(TextTask):
     name = "addition"
 
     def __init__(self, digits: int = 2):
-        self.digits = _check_n(digits, "digits")
+        self.digits = check_int(digits, "digits", minimum=1)
         self.max_new_tokens = digits + 3
 
     def _random_prompt(self, rng):
@@ -178,8 +172,8 @@ class _LengthRangeTask(TextTask):
     """A task whose prompts carry a string of length in [min_len, max_len]."""
 
     def __init__(self, min_len: int, max_len: int):
-        self.min_len = _check_n(min_len, "min_len")
-        self.max_len = _check_n(max_len, "max_len")
+        self.min_len = check_int(min_len, "min_len", minimum=1)
+        self.max_len = check_int(max_len, "max_len", minimum=1)
         if self.max_len < self.min_len:
             raise ValueError(f"max_len ({max_len}) must be >= min_len ({min_len})")
         self.max_new_tokens = self.max_len + 2  # the answer, EOS, and one spare
@@ -242,7 +236,7 @@ class MultipleTask(TextTask):
     max_new_tokens = 4
 
     def __init__(self, min_answers: int = 2):
-        self.min_answers = _check_n(min_answers, "min_answers")
+        self.min_answers = check_int(min_answers, "min_answers", minimum=1)
 
     @staticmethod
     def _parse(prompt: str) -> tuple[int, int, int]:

@@ -52,6 +52,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tabular._checks import check_int
+
 from ..lm import decode as _decode
 from ..lm.tokenizer import check_text
 from ..rollouts import Rollouts
@@ -69,14 +71,6 @@ def lora_config(rank: int, alpha: float | None = None, target_modules="all-linea
     return LoraConfig(r=int(rank), lora_alpha=float(2 * rank if alpha is None else alpha),
                       lora_dropout=0.0, target_modules=target_modules, bias="none",
                       task_type="CAUSAL_LM")
-
-
-def _check_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_float(value: Any, name: str) -> float:
@@ -246,8 +240,8 @@ class LMPolicy:
             mixture_coef: λ in [0, 1]: sample from μ ∝ π^(1−λ)·π_ref^λ (Nash-MD's opponent).
         """
         prompts = self._check_prompts(prompts)
-        group_size = _check_int(group_size, "group_size")
-        max_new_tokens = _check_int(max_new_tokens, "max_new_tokens")
+        group_size = check_int(group_size, "group_size", minimum=1)
+        max_new_tokens = check_int(max_new_tokens, "max_new_tokens", minimum=1)
         temperature = _check_float(temperature, "temperature")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature} (use greedy=True for "
@@ -402,7 +396,8 @@ class LMPolicy:
             cmask[i, :len(r)] = 1.0
         r = Rollouts(prompts=prompts, prompt_ids=ids, prompt_mask=mask, completion_ids=comp,
                      completion_mask=cmask, logprobs=torch.zeros(len(rows), T),
-                     group_size=_check_int(group_size, "group_size"), version=self.version,
+                     group_size=check_int(group_size, "group_size", minimum=1),
+                     version=self.version,
                      texts=list(completions), extras={"temperature": 1.0})
         r.logprobs = self.logprobs(r).detach()
         return r

@@ -23,19 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tabular._checks import check_int
+
 from ..rollouts import Rollouts
 
 __all__ = ["MAX_ENUMERATED_ROWS", "TabularPolicy", "TabularValueHead"]
 
 MAX_ENUMERATED_ROWS = 200_000
-
-
-def _check_count(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _as_table(x: Any, name: str, shape: tuple[int, int], dtype: torch.dtype) -> Tensor:
@@ -70,8 +64,8 @@ class TabularPolicy(torch.nn.Module):
     def __init__(self, n_actions: int, n_contexts: int = 1, init_logits=None, ref=None,
                  dtype: torch.dtype = torch.float64):
         super().__init__()
-        n_actions = _check_count(n_actions, "n_actions")
-        n_contexts = _check_count(n_contexts, "n_contexts")
+        n_actions = check_int(n_actions, "n_actions", minimum=1)
+        n_contexts = check_int(n_contexts, "n_contexts", minimum=1)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         shape = (n_contexts, n_actions)
@@ -154,9 +148,9 @@ class TabularPolicy(torch.nn.Module):
             max_new_tokens: accepted for interface compatibility with language-model
                 policies; a tabular response is always one token, so it must be ≥ 1.
         """
-        group_size = _check_count(group_size, "group_size")
+        group_size = check_int(group_size, "group_size", minimum=1)
         if max_new_tokens is not None:
-            _check_count(max_new_tokens, "max_new_tokens")
+            check_int(max_new_tokens, "max_new_tokens", minimum=1)
         if mixture_coef is not None:
             if isinstance(mixture_coef, bool) or not isinstance(mixture_coef, numbers.Real):
                 raise TypeError(f"mixture_coef must be a real in [0, 1], got "
@@ -221,7 +215,7 @@ class TabularPolicy(torch.nn.Module):
 
         Raises ValueError when n_prompts·A^G·G rows exceed ``max_rows`` (default 200,000).
         """
-        group_size = _check_count(group_size, "group_size")
+        group_size = check_int(group_size, "group_size", minimum=1)
         ctx = self._contexts(prompts)
         A, G, n = self.n_actions, group_size, ctx.shape[0]
         rows = n * A**G * G
@@ -278,7 +272,7 @@ class TabularValueHead(torch.nn.Module):
 
     def __init__(self, n_contexts: int, dtype: torch.dtype = torch.float64):
         super().__init__()
-        n_contexts = _check_count(n_contexts, "n_contexts")
+        n_contexts = check_int(n_contexts, "n_contexts", minimum=1)
         self.table = torch.nn.Parameter(torch.zeros(n_contexts, dtype=dtype))
 
     def values(self, rollouts: Rollouts) -> Tensor:
