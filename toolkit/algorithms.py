@@ -270,6 +270,18 @@ def _true_values(ctx: Context, rollouts: Rollouts, beta: float, kl: str) -> Tens
     return values.repeat_interleave(G)
 
 
+def _clipped_surrogate(recipe, policy, batch: Rollouts) -> tuple[Tensor, dict]:
+    """PPO-clip on the batch's precomputed advantages (the KL, if any, is already in them).
+
+    Shared by RLOO, REINFORCE++ and ReMax, which differ only in how they build advantages.
+    """
+    logp = policy.logprobs(batch)
+    return O.grpo(logp, batch.logprobs, batch.extras["advantages"], batch.completion_mask,
+                  ref_logp=batch.extras["ref_logprobs"], eps_low=recipe.eps_low,
+                  eps_high=recipe.eps_high, aggregation=recipe.aggregation,
+                  weights=batch.weights)
+
+
 def _seq_logp(logp: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask != 0, logp, logp.new_zeros(())).sum(dim=1)
 
@@ -443,11 +455,7 @@ class RLOO(Algorithm):
         return rollouts.with_extras(rewards=rewards, advantages=adv, ref_logprobs=ref_logp)
 
     def loss(self, policy, batch, ctx):
-        logp = policy.logprobs(batch)
-        return O.grpo(logp, batch.logprobs, batch.extras["advantages"], batch.completion_mask,
-                      ref_logp=batch.extras["ref_logprobs"], eps_low=self.eps_low,
-                      eps_high=self.eps_high, aggregation=self.aggregation,
-                      weights=batch.weights)
+        return _clipped_surrogate(self, policy, batch)
 
 
 @dataclass(frozen=True)
@@ -491,11 +499,7 @@ class ReinforcePP(Algorithm):
         return rollouts.with_extras(rewards=rewards, advantages=adv, ref_logprobs=ref_logp)
 
     def loss(self, policy, batch, ctx):
-        logp = policy.logprobs(batch)
-        return O.grpo(logp, batch.logprobs, batch.extras["advantages"], batch.completion_mask,
-                      ref_logp=batch.extras["ref_logprobs"], eps_low=self.eps_low,
-                      eps_high=self.eps_high, aggregation=self.aggregation,
-                      weights=batch.weights)
+        return _clipped_surrogate(self, policy, batch)
 
 
 @dataclass(frozen=True)
@@ -526,11 +530,7 @@ class ReMax(Algorithm):
                                     greedy_rewards=greedy_rewards)
 
     def loss(self, policy, batch, ctx):
-        logp = policy.logprobs(batch)
-        return O.grpo(logp, batch.logprobs, batch.extras["advantages"], batch.completion_mask,
-                      ref_logp=batch.extras["ref_logprobs"], eps_low=self.eps_low,
-                      eps_high=self.eps_high, aggregation=self.aggregation,
-                      weights=batch.weights)
+        return _clipped_surrogate(self, policy, batch)
 
 
 @dataclass(frozen=True)
